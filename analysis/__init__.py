@@ -1,0 +1,1 @@
+"""The statistician's analysis: pure statistics, tidy datasets, reports and exports."""

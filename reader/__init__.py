@@ -1,0 +1,1 @@
+"""What people do in the browser: worklists, reading, senior review, rating."""

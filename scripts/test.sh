@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs what a fresh machine lacks (PostgreSQL, Redis and Chromium
+# from Debian's packages when root; otherwise says exactly what to install), makes .venv, lints,
+# then runs pytest, which starts its own PostgreSQL and Redis servers. Extra args go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "Missing system packages: ${missing[*]}" >&2
+    echo "Install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "Running as root needs the unprivileged 'postgres' user (created by the postgresql package)." >&2
+  exit 1
+fi
+
+ensure_venv "[test]"
+echo "==> ruff"
+.venv/bin/ruff check .
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""The trial: design, people, randomisation, cases and images, audit."""

@@ -1,0 +1,1 @@
+"""DICOM intake: validation, de-identification, import, rendering, synthetic demo images."""

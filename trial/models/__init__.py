@@ -1,0 +1,29 @@
+"""Trial models, split by concept: design, allocation, cases, audit."""
+
+from .allocation import AllocationSlot, RandomizationList
+from .audit import AuditEvent
+from .cases import Assignment, Case, Image, ImportJob
+from .design import (
+    Arm,
+    EligibilityCriterion,
+    Membership,
+    Role,
+    Site,
+    Trial,
+)
+
+__all__ = [
+    "AllocationSlot",
+    "Arm",
+    "Assignment",
+    "AuditEvent",
+    "Case",
+    "EligibilityCriterion",
+    "Image",
+    "ImportJob",
+    "Membership",
+    "RandomizationList",
+    "Role",
+    "Site",
+    "Trial",
+]
