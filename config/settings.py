@@ -116,7 +116,8 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 
 # Uploads: DICOM files can be large; keep big uploads on disk, refuse absurd ones.
 DICOM_MAX_FILE_MB = int(os.environ.get("DICOM_MAX_FILE_MB", "200"))
@@ -150,6 +151,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "CXR reader-study trial platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names every endpoint and field: only signed-in people may read it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 if not DEBUG:

@@ -34,3 +34,25 @@ def trials_where(user, *roles: str) -> QuerySet[Trial]:
 
 def coordinated_trials(user) -> QuerySet[Trial]:
     return trials_where(user, Role.COORDINATOR)
+
+
+def is_superuser(user) -> bool:
+    """An active superuser may do everything (and is the only one who creates trials)."""
+    return bool(getattr(user, "is_superuser", False) and getattr(user, "is_active", False))
+
+
+def member_trials(user) -> QuerySet[Trial]:
+    """Trials in which ``user`` holds any role (all trials for a superuser)."""
+    return trials_where(user, *Role.values)
+
+
+def is_coordinator_anywhere(user) -> bool:
+    """May ``user`` use the trial admin at all? (The admin shows nothing to anyone else.)"""
+    return is_superuser(user) or coordinated_trials(user).exists()
+
+
+def can_coordinate(user, trial: Trial | int | None) -> bool:
+    """Coordinator of ``trial`` (or superuser); ``None`` trial means "of some trial"."""
+    if trial is None:
+        return is_coordinator_anywhere(user)
+    return has_role(user, trial, Role.COORDINATOR)

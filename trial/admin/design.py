@@ -1,0 +1,194 @@
+"""Trial set-up pages: the trial (sites, criteria, allocation table, tools) and its people.
+
+Allocation concealment: slots are never listed here. The Trial page shows allocated slots
+only, and a membership shows its arm only once allocated (``Membership.arm``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+from django.urls import URLPattern, path
+from django.utils.html import format_html, format_html_join
+
+from trial import randomization
+from trial.admin_import import import_urls
+from trial.api.changes import record_edit, stored_snapshot
+from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
+from trial.permissions import is_superuser
+
+from . import trial_tools
+from .base import ScopedInline, TrialScopedAdmin, arm_html, for_each, may_coordinate
+
+# Fields fixed once a randomisation list exists (the list was built from them).
+DESIGN_FIELDS = ("ratio_ai_assisted", "ratio_scp", "block_sizes", "stratify_by_site")
+
+
+class SiteInline(ScopedInline):
+    model = Site
+    fields = ("code", "name")
+
+
+class CriterionInline(ScopedInline):
+    model = EligibilityCriterion
+    fields = ("kind", "code", "text", "order")
+
+
+@admin.register(Trial)
+class TrialAdmin(TrialScopedAdmin):
+    trial_path = None
+    audited = True
+    inlines = [SiteInline, CriterionInline]
+    list_display = ("name", "slug", "registry_id", "status", "site_count", "reader_count")
+    list_filter = ("status",)
+    search_fields = ("name", "slug", "registry_id")
+    prepopulated_fields = {"slug": ("name",)}
+    actions = ["generate_list_action", "allocate_all_action", "assign_cases_action"]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "registry_id", "status")}),
+        ("Arms and randomisation", {"fields": (
+            "ai_assisted_label", "scp_label", *DESIGN_FIELDS, "randomization_summary",
+            "allocation_table",
+        )}),
+        ("Reading", {"fields": ("same_site_assignment", "report_template",
+                                "allowed_modalities")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        return super().get_queryset(request).annotate(
+            n_sites=models.Count("sites", distinct=True),
+            n_readers=models.Count(
+                "memberships", filter=models.Q(memberships__role=Role.READER), distinct=True
+            ),
+        )
+
+    @admin.display(description="sites", ordering="n_sites")
+    def site_count(self, obj: Trial) -> int:
+        return obj.n_sites
+
+    @admin.display(description="readers", ordering="n_readers")
+    def reader_count(self, obj: Trial) -> int:
+        return obj.n_readers
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Trial | None = None):
+        if obj is None:
+            return ("randomization_summary", "allocation_table")
+        fixed = DESIGN_FIELDS if hasattr(obj, "randomization") else ()
+        # the slug is the trial's address (API URLs, image paths): fixed once created
+        return ("slug", *fixed, "randomization_summary", "allocation_table")
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Trial | None = None) -> dict:
+        return self.prepopulated_fields if obj is None else {}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request.user)  # a coordinator is made one by a superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Trial | None = None) -> bool:
+        return is_superuser(request.user)
+
+    @admin.display(description="randomisation list")
+    def randomization_summary(self, obj: Trial) -> str:
+        rlist = getattr(obj, "randomization", None)
+        if rlist is None:
+            return "No list yet: generate one or import the statistician's CSV."
+        total = rlist.slots.count()
+        taken = rlist.slots.filter(membership__isnull=False).count()
+        return format_html(
+            "{} by {} on {}; {} of {} slots allocated; commitment <code>{}</code>",
+            rlist.get_method_display(), rlist.created_by, f"{rlist.created_at:%Y-%m-%d %H:%M}",
+            taken, total, rlist.commitment,
+        )
+
+    @admin.display(description="allocation table (allocated readers only)")
+    def allocation_table(self, obj: Trial) -> str:
+        rows = randomization.allocation_table(obj)
+        if not rows:
+            return "No reader allocated yet."
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (r["reader"], r["site"] or "–", arm_html(obj, r["arm"]),
+                 f"{r['allocated_at']:%Y-%m-%d %H:%M}", r["allocated_by"] or "–")
+                for r in rows
+            ),
+        )
+        return format_html(
+            '<table class="allocation-table"><thead><tr><th>reader</th><th>site</th>'
+            "<th>arm</th><th>allocated at</th><th>by</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        """Sites and criteria are set-up too: audit each inline row created, changed, deleted."""
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            record_edit(obj, actor=request.user, before=stored_snapshot(obj), deleted=True)
+            obj.delete()
+        for obj in instances:
+            before = stored_snapshot(obj)
+            obj.save()
+            record_edit(obj, actor=request.user, before=before)
+        formset.save_m2m()
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        tools = [
+            path(f"<int:pk>/{name}/", wrap(trial_tools.tool_view(self, name)),
+                 name=f"trial_trial_{name.replace('-', '_')}")
+            for name in trial_tools.TOOLS
+        ]
+        tools.append(path("<int:pk>/import-list/", wrap(trial_tools.import_list_view(self)),
+                          name="trial_trial_import_list"))
+        return tools + import_urls(wrap=wrap) + super().get_urls()
+
+    def render_change_form(self, request: HttpRequest, context: dict, *args, **kwargs):
+        obj = context.get("original")
+        if obj is not None and may_coordinate(request, obj.pk):
+            context["trial_tools"] = True
+            context["dicom_import_url"] = trial_tools.dicom_import_url(obj)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def _each_trial(self, request: HttpRequest, queryset, tool: str) -> None:
+        for trial in queryset:
+            trial_tools.TOOLS[tool](self, request, trial)
+
+    @admin.action(description="Generate randomisation list")
+    def generate_list_action(self, request: HttpRequest, queryset) -> None:
+        self._each_trial(request, queryset, "generate-list")
+
+    @admin.action(description="Allocate unallocated readers")
+    def allocate_all_action(self, request: HttpRequest, queryset) -> None:
+        self._each_trial(request, queryset, "allocate-all")
+
+    @admin.action(description="Assign cases to readers")
+    def assign_cases_action(self, request: HttpRequest, queryset) -> None:
+        self._each_trial(request, queryset, "assign")
+
+
+@admin.register(Membership)
+class MembershipAdmin(TrialScopedAdmin):
+    audited = True
+    list_display = ("user", "trial", "role", "site", "years_experience", "allocated_arm")
+    list_filter = (("trial", admin.RelatedOnlyFieldListFilter), "role",
+                   ("site", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    list_select_related = ("user", "trial", "site", "allocation_slot")
+    fields = ("trial", "user", "role", "site", "years_experience", "allocated_arm")
+    actions = ["allocate_selected"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):
+        if obj is not None and obj.arm is not None:  # allocated: who and where are final
+            return ("trial", "user", "role", "site", "allocated_arm")
+        return ("allocated_arm",)
+
+    @admin.display(description="arm")
+    def allocated_arm(self, obj: Membership) -> str:
+        if obj.pk is None or obj.role != Role.READER:
+            return "–"
+        return arm_html(obj.trial, obj.arm) if obj.arm else "not allocated"
+
+    @admin.action(description="Allocate selected readers")
+    def allocate_selected(self, request: HttpRequest, queryset) -> None:
+        for_each(self, request, queryset.order_by("pk"),
+                 lambda m: randomization.allocate(m, by=request.user), "Readers allocated")

@@ -1,0 +1,146 @@
+"""Serializers of trial set-up: trials, sites, members, criteria.
+
+Sites and people are named by code and username, scoped to the trial of the URL (passed in the
+serializer context as ``trial``). Secrets (the de-identification salt) are never serialized.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
+from trial.permissions import has_role, roles_of
+
+DESIGN_FIELDS = (
+    "ai_assisted_label", "scp_label", "ratio_ai_assisted", "ratio_scp", "block_sizes",
+    "stratify_by_site", "same_site_assignment", "report_template", "allowed_modalities",
+)
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    """Everyone with a role sees the trial's name and status; design only the coordinators
+    and statisticians."""
+
+    my_roles = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Trial
+        fields = ("slug", "name", "registry_id", "status", *DESIGN_FIELDS, "created_at",
+                  "my_roles")
+        read_only_fields = ("created_at",)
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        if self.instance is not None:  # the slug is the trial's address: fixed once created
+            fields["slug"].read_only = True
+        return fields
+
+    def get_my_roles(self, obj: Trial) -> list[str]:
+        return sorted(roles_of(self.context["request"].user, obj))
+
+    def to_representation(self, obj: Trial) -> dict:
+        data = super().to_representation(obj)
+        user = self.context["request"].user
+        if not has_role(user, obj, Role.COORDINATOR, Role.STATISTICIAN):
+            for name in DESIGN_FIELDS:
+                data.pop(name, None)
+        return data
+
+    def validate(self, attrs: dict) -> dict:
+        trial = Trial(**{**self._current(), **attrs})
+        try:
+            trial.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        return attrs
+
+    def _current(self) -> dict:
+        if self.instance is None:
+            return {}
+        return {f: getattr(self.instance, f) for f in DESIGN_FIELDS}
+
+
+class TrialScopedSerializer(serializers.ModelSerializer):
+    @property
+    def trial(self) -> Trial:
+        return self.context["trial"]
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SiteField(serializers.SlugRelatedField):
+    """A site of the URL's trial, by code."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(slug_field="code", **kwargs)
+
+    def get_queryset(self):
+        trial = self.context.get("trial")
+        return Site.objects.filter(trial=trial) if trial else Site.objects.none()
+
+
+class SiteSerializer(TrialScopedSerializer):
+    class Meta:
+        model = Site
+        fields = ("id", "code", "name")
+
+    def validate_code(self, code: str) -> str:
+        clash = Site.objects.filter(trial=self.trial, code=code)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("This trial already has a site with this code.")
+        return code
+
+
+class CriterionSerializer(TrialScopedSerializer):
+    class Meta:
+        model = EligibilityCriterion
+        fields = ("id", "kind", "code", "text", "order")
+
+    def validate_code(self, code: str) -> str:
+        clash = EligibilityCriterion.objects.filter(trial=self.trial, code=code)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("This trial already has a criterion with this code.")
+        return code
+
+
+class MemberSerializer(TrialScopedSerializer):
+    """A person's role; ``arm`` is the allocated arm, null before allocation (never planned)."""
+
+    username = serializers.SlugRelatedField(
+        source="user", slug_field="username", queryset=get_user_model().objects.all()
+    )
+    site = SiteField(required=False, allow_null=True)
+    arm = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ("id", "username", "role", "site", "years_experience", "arm", "created_at")
+        read_only_fields = ("created_at",)
+
+    def get_arm(self, obj: Membership) -> str | None:
+        return obj.arm
+
+    def validate(self, attrs: dict) -> dict:
+        current = self.instance
+        if current is not None and current.arm is not None:
+            fixed = {k for k in ("user", "role", "site") if k in attrs
+                     and attrs[k] != getattr(current, k)}
+            if fixed:
+                raise serializers.ValidationError(
+                    f"This reader is allocated; {', '.join(sorted(fixed))} can no longer change."
+                )
+        user = attrs.get("user", getattr(current, "user", None))
+        role = attrs.get("role", getattr(current, "role", None))
+        clash = Membership.objects.filter(trial=self.trial, user=user, role=role)
+        if current is not None:
+            clash = clash.exclude(pk=current.pk)
+        if clash.exists():
+            raise serializers.ValidationError("This person already has this role in the trial.")
+        return attrs

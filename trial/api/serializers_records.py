@@ -1,0 +1,186 @@
+"""Serializers of cases, images, allocations, the randomisation summary, assignments, audit.
+
+Concealment: an allocation is a slot with a reader; unallocated slots, their arms and the seed
+have no serializer at all.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from trial.models import Assignment, AuditEvent, Case, Image, ImportJob, Membership
+
+from .serializers import SiteField, TrialScopedSerializer
+
+
+class CaseSerializer(TrialScopedSerializer):
+    """What is stored about a case (pseudonymous); status moves only through the actions."""
+
+    site = SiteField()
+    image_count = serializers.IntegerField(read_only=True, source="images.count")
+    consent_recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Case
+        fields = (
+            "id", "case_id", "site", "age", "sex", "chief_complaint", "history", "lab_results",
+            "prior_imaging", "status", "eligibility_answers", "exclusion_reason",
+            "consent_recorded_by", "consent_recorded_at", "enrolled_at", "study_uid",
+            "image_count", "created_at",
+        )
+        read_only_fields = (
+            "status", "eligibility_answers", "exclusion_reason", "consent_recorded_at",
+            "enrolled_at", "study_uid", "created_at",
+        )
+
+    def validate_case_id(self, case_id: str) -> str:
+        clash = Case.objects.filter(trial=self.trial, case_id=case_id)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("This trial already has a case with this id.")
+        return case_id
+
+
+class ScreenSerializer(serializers.Serializer):
+    answers = serializers.DictField(
+        child=serializers.BooleanField(),
+        help_text="Criterion code -> true (inclusion met / exclusion present) or false.",
+    )
+
+
+class ExcludeSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="Counted in the CONSORT flow diagram.")
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    case = serializers.SlugRelatedField(slug_field="case_id", read_only=True)
+
+    class Meta:
+        model = Image
+        fields = (
+            "id", "case", "modality", "view_position", "rows", "columns", "bits_stored",
+            "photometric", "transfer_syntax", "file_size", "sha256", "synthetic",
+            "import_job", "imported_at",
+        )
+        read_only_fields = fields
+
+
+class ImageUploadSerializer(serializers.Serializer):
+    site = SiteField(help_text="Code of the site the images come from.")
+    files = serializers.ListField(
+        child=serializers.FileField(), allow_empty=False,
+        help_text="DICOM files, or one zip (folders inside are read too).",
+    )
+
+    def validate_files(self, files: list) -> list:
+        limit = settings.DICOM_MAX_FILE_MB
+        too_big = [f.name for f in files if f.size > limit * 1024 * 1024]
+        if too_big:
+            raise serializers.ValidationError(
+                f"Over the {limit} MB limit per file: {', '.join(too_big)}."
+            )
+        return files
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = ("id", "site", "status", "total", "processed", "percent", "imported",
+                  "duplicates", "rejected", "error", "created_by", "created_at", "finished_at",
+                  "report")
+        read_only_fields = fields
+
+
+class AllocationSerializer(serializers.Serializer):
+    """One row of ``randomization.allocation_table``: an allocated reader and their arm."""
+
+    reader = serializers.CharField()
+    site = serializers.CharField()
+    stratum = serializers.CharField()
+    position = serializers.IntegerField()
+    arm = serializers.CharField()
+    arm_label = serializers.CharField()
+    allocated_by = serializers.CharField()
+    allocated_at = serializers.DateTimeField()
+
+
+class AllocateSerializer(serializers.Serializer):
+    membership = serializers.PrimaryKeyRelatedField(queryset=Membership.objects.none())
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        trial = self.context.get("trial")
+        if trial is not None:
+            self.fields["membership"].queryset = Membership.objects.filter(trial=trial)
+
+
+class RandomizationSerializer(serializers.Serializer):
+    """How the list was made and how full it is; never the seed or any planned arm."""
+
+    method = serializers.CharField()
+    source_name = serializers.CharField()
+    stratified = serializers.BooleanField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+    commitment = serializers.CharField()
+    slots = serializers.SerializerMethodField()
+
+    def get_slots(self, obj) -> dict[str, int]:
+        total = obj.slots.count()
+        allocated = obj.slots.filter(membership__isnull=False).count()
+        return {"total": total, "allocated": allocated, "available": total - allocated}
+
+
+class GenerateSerializer(serializers.Serializer):
+    seed = serializers.IntegerField(required=False, allow_null=True, write_only=True,
+                                    help_text="Optional; never shown again.")
+    slots_per_stratum = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+class ImportListSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The statistician's CSV list (UTF-8).")
+    expected_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+class AssignSerializer(serializers.Serializer):
+    seed = serializers.IntegerField(required=False, allow_null=True, write_only=True)
+
+
+class AssignResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    case = serializers.SlugRelatedField(slug_field="case_id", read_only=True)
+    reader = serializers.CharField(source="reader.user.username", read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ("id", "case", "reader", "arm", "position", "assigned_at")
+        read_only_fields = fields
+
+
+class OwnAssignmentSerializer(serializers.ModelSerializer):
+    """A reader's own worklist entry: which case, in which order; nothing about the others."""
+
+    case = serializers.SlugRelatedField(slug_field="case_id", read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ("id", "case", "position")
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ("id", "at", "actor", "action", "object_type", "object_id", "object_repr",
+                  "before", "after")
+        read_only_fields = fields

@@ -1,0 +1,126 @@
+"""Randomisation list and reader allocation (``trial.randomization``), under concealment.
+
+GET answers show how the list was made, its commitment and slot counts, and the allocated
+readers with their arms; never the seed (even one given here) or an unallocated slot's arm.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from trial import randomization
+from trial.models import RandomizationList, Role
+
+from .base import TrialScopedMixin
+from .serializers_records import (
+    AllocateSerializer,
+    AllocationSerializer,
+    GenerateSerializer,
+    ImportListSerializer,
+    RandomizationSerializer,
+)
+
+READERS_OF_RESULTS = (Role.STATISTICIAN,)
+
+
+class RandomizationView(TrialScopedMixin, GenericAPIView):
+    """The trial's list, summarised: coordinators and statisticians."""
+
+    serializer_class = RandomizationSerializer
+    read_roles = READERS_OF_RESULTS
+
+    @extend_schema(responses=RandomizationSerializer)
+    def get(self, request: Request, trial_slug: str) -> Response:
+        rlist = RandomizationList.objects.filter(trial=self.get_trial()).first()
+        if rlist is None:
+            raise Http404("This trial has no randomisation list yet.")
+        return Response(RandomizationSerializer(rlist).data)
+
+
+class GenerateListView(TrialScopedMixin, GenericAPIView):
+    """Generate the list by permuted blocks (coordinators); a given seed is never echoed."""
+
+    serializer_class = GenerateSerializer
+
+    @extend_schema(request=GenerateSerializer,
+                   responses={201: RandomizationSerializer})
+    def post(self, request: Request, trial_slug: str) -> Response:
+        payload = self.get_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        rlist = randomization.generate_list(
+            self.get_trial(), by=request.user, seed=payload.validated_data.get("seed"),
+            slots_per_stratum=payload.validated_data.get("slots_per_stratum"),
+        )
+        return Response(RandomizationSerializer(rlist).data, status=status.HTTP_201_CREATED)
+
+
+class ImportListView(TrialScopedMixin, GenericAPIView):
+    """Import the statistician's CSV list (coordinators); an invalid list is refused whole."""
+
+    serializer_class = ImportListSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ImportListSerializer},
+                   responses={201: RandomizationSerializer})
+    def post(self, request: Request, trial_slug: str) -> Response:
+        payload = self.get_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        upload = payload.validated_data["file"]
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise randomization.InvalidList(
+                "The file is not UTF-8 text; export the list as UTF-8 CSV."
+            ) from exc
+        rlist = randomization.import_list(
+            self.get_trial(), text.splitlines(), by=request.user, source_name=upload.name,
+            expected_count=payload.validated_data.get("expected_count"),
+        )
+        return Response(RandomizationSerializer(rlist).data, status=status.HTTP_201_CREATED)
+
+
+def table_rows(trial, readers: set[str] | None = None) -> list[dict]:
+    rows = randomization.allocation_table(trial)
+    return rows if readers is None else [r for r in rows if r["reader"] in readers]
+
+
+class AllocationListView(TrialScopedMixin, ListAPIView):
+    """GET: the allocation table (allocated readers only; coordinators and statisticians).
+    POST ``{"membership": id}``: allocate that reader (coordinators)."""
+
+    serializer_class = AllocationSerializer
+    read_roles = READERS_OF_RESULTS
+
+    def get_queryset(self) -> list[dict]:
+        if getattr(self, "swagger_fake_view", False):
+            return []
+        return table_rows(self.get_trial())
+
+    @extend_schema(request=AllocateSerializer, responses={201: AllocationSerializer})
+    def post(self, request: Request, trial_slug: str) -> Response:
+        payload = AllocateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        reader = payload.validated_data["membership"]
+        randomization.allocate(reader, by=request.user)
+        rows = table_rows(self.get_trial(), {reader.user.get_username()})
+        return Response(AllocationSerializer(rows[0]).data, status=status.HTTP_201_CREATED)
+
+
+class AllocateAllView(TrialScopedMixin, GenericAPIView):
+    """Allocate every unallocated reader of the trial, in a stable order (coordinators)."""
+
+    serializer_class = AllocationSerializer
+
+    @extend_schema(request=None, responses={201: AllocationSerializer(many=True)})
+    def post(self, request: Request, trial_slug: str) -> Response:
+        slots = randomization.allocate_all(self.get_trial(), by=request.user)
+        names = {slot.membership.user.get_username() for slot in slots}
+        rows = table_rows(self.get_trial(), names)
+        return Response(AllocationSerializer(rows, many=True).data,
+                        status=status.HTTP_201_CREATED)
