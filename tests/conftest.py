@@ -45,6 +45,12 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """PBKDF2 at production strength costs ~0.3 s per user; tests make hundreds of users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings) -> None:
     """Each test writes its files under its own temporary MEDIA_ROOT."""
     settings.MEDIA_ROOT = tmp_path / "media"
