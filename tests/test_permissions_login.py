@@ -10,10 +10,6 @@ from tests.factories import PASSWORD, MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def test_the_home_page_sends_anonymous_people_to_the_plain_login_page(settings) -> None:
     settings.LOGIN_URL = "/accounts/login/"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.trial.test_api_world import FAST_HASHERS, ROLES, World, build_world
+from tests.trial.world import ROLES, World, build_world
 
 ANON, DENIED = 302, 403
 
@@ -58,10 +58,6 @@ TOOL_POST = {"anonymous": ANON, "reader": DENIED, "senior": DENIED, "rater": DEN
              "statistician": DENIED, "coordinator": 302, "other_coordinator": DENIED,
              "superuser": 302}
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture

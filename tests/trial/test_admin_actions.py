@@ -9,18 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import CaseFactory, MembershipFactory, SiteFactory, UserFactory
-from tests.trial.test_api_world import FAST_HASHERS, World, build_world
+from tests.trial.world import World
 from trial.models import AuditEvent, Case, Membership, RandomizationList, Role, Trial
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-
-
-@pytest.fixture
-def world(db) -> World:
-    return build_world()
 
 
 def messages_of(response) -> list[tuple[str, str]]:
@@ -179,7 +169,7 @@ def test_audit_events_cannot_be_changed_or_deleted_even_by_a_superuser(world, ro
 
 
 def test_the_seed_and_slots_are_revealed_only_once_the_trial_is_locked(world: World) -> None:
-    from tests.trial.test_api_world import SEED
+    from tests.trial.world import SEED
 
     client = world.client("superuser")
     url = reverse("admin:trial_randomizationlist_change", args=[world.rlist.pk])

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.dicom_files import identified_cxr
-from tests.trial.test_api_world import FAST_HASHERS, ROLES, World, build_world
+from tests.trial.world import ROLES, World
 from trial.models import Role
 
 A = "/api/trials/trial-a"
@@ -96,14 +96,6 @@ def api(world: World, role: str) -> APIClient:
     return client
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-
-
-@pytest.fixture
-def world(db) -> World:
-    return build_world()
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
@@ -13,20 +12,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import CaseFactory, SiteFactory
-from tests.trial.test_api_world import FAST_HASHERS, World, build_world
+from tests.trial.world import World
 from trial.models import AuditEvent, Case, Membership, Trial
 
 A = "/api/trials/trial-a"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-
-
-@pytest.fixture
-def world(db) -> World:
-    return build_world()
 
 
 def as_(world: World, role: str) -> APIClient:

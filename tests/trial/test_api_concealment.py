@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from tests.trial.test_admin_access import PAGES
 from tests.trial.test_api_access import GETS, fill
-from tests.trial.test_api_world import FAST_HASHERS, SEED, World, build_world
+from tests.trial.world import SEED, World, build_world
 from trial.models import AllocationSlot
 
 ARM_CODE = re.compile(r"(?<![\w-])(ai_assisted|scp)(?![\w-])")
@@ -26,10 +26,6 @@ def arm_codes(html: str) -> list[str]:
         html = html.replace(label, "")
     return ARM_CODE.findall(html)
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture

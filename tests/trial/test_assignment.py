@@ -11,11 +11,6 @@ from trial.assignment import AssignmentError, assign_cases
 from trial.models import Assignment, AuditEvent, Case, Role, Trial
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def allocated_trial(readers: int = 6, **fields) -> Trial:
     """A trial whose ``readers`` readers are allocated 1:1 (blocks of 2: exact balance)."""
     trial = TrialFactory(block_sizes=[2], **fields)

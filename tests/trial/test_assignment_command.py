@@ -9,11 +9,6 @@ from tests.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFa
 from trial.models import Assignment, Case, Role, Trial
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def trial(db) -> Trial:
     trial = TrialFactory(slug="cxr", block_sizes=[2], scp_label="Unaided")

@@ -11,10 +11,6 @@ from trial.models import AuditEvent, Case, EligibilityCriterion, Image, Trial
 ELIGIBLE = {"suspected": True, "consent": True, "poor_image": False, "pregnant": False}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def trial(db) -> Trial:

@@ -9,11 +9,6 @@ from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, RandomizationList, Role, Trial
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _blocks(slots) -> dict:
     blocks: dict = {}
     for s in slots:

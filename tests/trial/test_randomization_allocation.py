@@ -10,11 +10,6 @@ from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, Role, Trial
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def coordinator(db):
     return UserFactory(username="coord")

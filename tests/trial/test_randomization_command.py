@@ -9,11 +9,6 @@ from tests.factories import MembershipFactory, SiteFactory, TrialFactory
 from trial.models import AllocationSlot, RandomizationList, Role, Trial
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def trial(db) -> Trial:
     trial = TrialFactory(slug="cxr", ai_assisted_label="With AI draft", scp_label="Unaided")

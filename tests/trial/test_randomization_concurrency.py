@@ -16,10 +16,6 @@ from trial.models import AllocationSlot, AuditEvent, Membership, Role
 THREADS = 8
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def run_together(calls: list[Callable[[], object]]) -> list[object]:
     """Run ``calls`` in threads released at once; results are values or raised exceptions."""

@@ -11,10 +11,6 @@ from trial.models import AllocationSlot, AuditEvent, RandomizationList, Trial
 GOOD = "position,arm\n1,scp\n2,ai_assisted\n3,ai_assisted\n4,scp\n"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def trial(db) -> Trial:

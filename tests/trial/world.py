@@ -38,7 +38,6 @@ from trial.models import (
 SEED = 8_675_309_123_457  # distinctive: must never appear in a page or a response
 ROLES = ("anonymous", "reader", "senior", "rater", "statistician", "coordinator",
          "other_coordinator", "superuser")
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass
