@@ -136,6 +136,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# acks_late on Redis: a task taken by a worker that dies is delivered again after this many
+# seconds. Keep it above the longest draft (model timeout x attempts, with backoff).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-drafts": {
+        "task": "trial.tasks.sweep_drafts",
+        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
+    },
+}
+# A running draft whose worker went silent is taken over this long after its model call's
+# timeout.
+DRAFT_LEASE_MARGIN_S = float(os.environ.get("DRAFT_LEASE_MARGIN_S", "30"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -14,6 +14,7 @@ import pytest
 from django.db import connections
 
 from tests import servers
+from tests.fake_openai import FakeOpenAI, fake_openai_server
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +60,10 @@ def _media_root(tmp_path, settings) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _no_proxy() -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeOpenAI]:
+    """A real OpenAI-compatible HTTP server on loopback (see ``tests.fake_openai``)."""
+    with fake_openai_server() as server:
+        yield server

@@ -19,7 +19,7 @@ from .assignment import assign_cases
 from .dicom.importer import import_path
 from .dicom.synthetic import make_cxr
 from .enrolment import enrol, record_consent, screen
-from .models import Case, EligibilityCriterion, Membership, Role, Site, Trial
+from .models import Case, EligibilityCriterion, Membership, ModelEndpoint, Role, Site, Trial
 from .randomization import allocate_all, generate_list
 
 DEMO_SLUG = "demo"
@@ -155,6 +155,9 @@ def build_demo(*, cases: int = 30, excluded: int = 2, seed: int = 2025) -> list[
             EligibilityCriterion.objects.create(
                 trial=trial, kind=kind, code=code, text=text, order=order
             )
+        # The offline demo backend, labelled as such everywhere a draft is shown or exported.
+        ModelEndpoint.objects.create(trial=trial, name="Demo backend (not a model)",
+                                     backend=ModelEndpoint.Backend.DEMO)
         coordinator, logins = _people(trial, sites)
         generate_list(trial, by=coordinator, seed=seed)
         allocate_all(trial, by=coordinator)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from celery import shared_task
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .dicom.importer import import_path
+from .drafting import pipeline
 from .models import ImportJob
 
 logger = logging.getLogger(__name__)
@@ -57,3 +59,27 @@ def discard_upload(source: str) -> None:
     folder = Path(source).resolve()
     if folder != incoming and folder.is_relative_to(incoming):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,
+             ignore_result=True)
+def generate_draft(self, case_pk: int) -> dict:
+    """Make the AI draft of case ``case_pk`` (safe to run twice: see trial.drafting.pipeline).
+
+    Retries are scheduled by the pipeline (backoff with jitter, capped by the endpoint's
+    max_attempts). Run in-process (no broker), the wait happens here instead.
+    """
+    while True:
+        outcome = pipeline.run_draft(case_pk)
+        if outcome.retry_in is None:
+            return outcome.as_dict()
+        if self.request.is_eager:
+            time.sleep(outcome.retry_in)
+            continue
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(ignore_result=True)
+def sweep_drafts() -> int:
+    """Periodic (celery beat): queue drafts that were never queued or were lost."""
+    return pipeline.sweep()
