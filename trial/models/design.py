@@ -71,6 +71,14 @@ class Trial(models.Model):
         blank=True, default="FINDINGS:\n\nIMPRESSION:\n", help_text="Starting text of a report."
     )
     allowed_modalities = models.JSONField(default=default_modalities)
+    offer_without_draft = models.BooleanField(
+        default=False,
+        help_text="AI arm: offer a case whose draft is not ready (blank editor) and record a "
+                  "protocol deviation, instead of holding it back until the draft is ready.",
+    )
+    findings_checklist = models.BooleanField(
+        default=False, help_text="Readers tick the 14 CheXpert findings with each report."
+    )
     deid_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

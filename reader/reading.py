@@ -1,0 +1,255 @@
+"""A reader's reading of one case: open, events, autosave, submit, amend.
+
+Reading time follows ``PROTOCOL.md``: from the first display of the image to submission, on
+the server's clock (the browser only says *that* something happened). A reload or a crashed
+browser resumes the same reading: the text is as last saved, the clock keeps running, and the
+time without any sign of the page is recorded as a gap. Active time counts only the stretches
+when the page was visible and focused and kept reporting (heartbeats, saves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from trial import audit
+from trial.drafting.parsing import UnparseableReply, parse_report
+from trial.drafting.pipeline import current_draft
+from trial.models import Arm, Assignment, Draft
+
+from .models import Amendment, Reading, ReadingEvent
+
+# With no event for longer than this, the page is taken to be gone (closed, crashed, asleep).
+# The page sends a heartbeat every 10 s while visible.
+LIVENESS = timedelta(seconds=30)
+CLIENT_EVENTS = {
+    ReadingEvent.Kind.IMAGE_DISPLAYED, ReadingEvent.Kind.HEARTBEAT, ReadingEvent.Kind.VISIBLE,
+    ReadingEvent.Kind.HIDDEN, ReadingEvent.Kind.FOCUS, ReadingEvent.Kind.BLUR,
+}
+
+
+class ReadingError(Exception):
+    """The reading cannot do that now; the message says why."""
+
+
+class NotReady(ReadingError):
+    """AI arm: the case's draft is not ready, and the trial holds such cases back."""
+
+
+class Locked(ReadingError):
+    """The reading is submitted: only an amendment (with a reason) may change it."""
+
+
+class StaleVersion(ReadingError):
+    """The save was based on an older version than the stored one (another tab saved since)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"This report was saved elsewhere since (version {current}); reload.")
+        self.current = current
+
+
+def draft_status(assignment: Assignment) -> tuple[Draft | None, str | None]:
+    """(draft, why not offered) for an AI-arm assignment; SCP: (None, None), never a draft."""
+    if assignment.arm != Arm.AI_ASSISTED:
+        return None, None
+    draft = current_draft(assignment.case)
+    if draft is not None and draft.status == Draft.Status.DONE:
+        return draft, None
+    state = "not made yet" if draft is None else f"{draft.get_status_display().lower()}"
+    return None, f"The AI draft is {state}."
+
+
+def _starting_text(assignment: Assignment) -> tuple[str, str, str, Draft | None, str]:
+    """(findings, impression, started_from, draft, deviation) for a new reading."""
+    trial = assignment.case.trial
+    draft, why = draft_status(assignment)
+    if draft is not None:
+        return draft.findings, draft.impression, Reading.Start.DRAFT, draft, ""
+    deviation = ""
+    if why:
+        if not trial.offer_without_draft:
+            raise NotReady(why)
+        deviation = f"Offered without its AI draft: {why}"
+    try:
+        findings, impression = parse_report(trial.report_template)
+    except UnparseableReply:
+        return "", "", Reading.Start.BLANK, None, deviation
+    return findings, impression, Reading.Start.TEMPLATE, None, deviation
+
+
+def _event(reading: Reading, kind: str, at: datetime, *, client_at: datetime | None = None,
+           detail: dict | None = None) -> ReadingEvent:
+    return ReadingEvent.objects.create(reading=reading, kind=kind, at=at, client_at=client_at,
+                                       detail=detail or {})
+
+
+def _locked(reading: Reading) -> Reading:
+    return Reading.objects.select_for_update().select_related("assignment__case__trial").get(
+        pk=reading.pk
+    )
+
+
+def open_reading(assignment: Assignment, *, user: Any) -> Reading:
+    """The reading of ``assignment``, created on first open; a re-open records the gap."""
+    now = timezone.now()
+    with transaction.atomic():
+        Assignment.objects.select_for_update().get(pk=assignment.pk)
+        reading = Reading.objects.filter(assignment=assignment).first()
+        if reading is None:
+            findings, impression, start, draft, deviation = _starting_text(assignment)
+            reading = Reading.objects.create(
+                assignment=assignment, findings=findings, impression=impression,
+                started_from=start, draft=draft, deviation=deviation, opened_at=now,
+                last_event_at=now,
+            )
+            _event(reading, ReadingEvent.Kind.OPENED, now)
+            audit.record(action="reading.opened", obj=reading, actor=user,
+                         trial=assignment.case.trial,
+                         after={"started_from": start, "deviation": deviation})
+            return reading
+        if reading.status == Reading.Status.OPEN:
+            gap = (now - reading.last_event_at).total_seconds()
+            _event(reading, ReadingEvent.Kind.RESUMED, now, detail={"gap_s": round(gap, 3)})
+            reading.last_event_at = now
+            reading.save(update_fields=["last_event_at"])
+        return reading
+
+
+def record_event(reading: Reading, kind: str, *, client_at: datetime | None = None,
+                 detail: dict | None = None) -> Reading:
+    """Log a page event; the first ``image_displayed`` starts the reading clock."""
+    if kind not in CLIENT_EVENTS:
+        raise ReadingError(f"Unknown event {kind!r}; expected one of {sorted(CLIENT_EVENTS)}.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(reading)
+        if locked.status != Reading.Status.OPEN:
+            raise Locked("The report is submitted.")
+        _event(locked, kind, now, client_at=client_at, detail=detail)
+        locked.last_event_at = now
+        fields = ["last_event_at"]
+        if kind == ReadingEvent.Kind.IMAGE_DISPLAYED and locked.first_image_at is None:
+            locked.first_image_at = now
+            fields.append("first_image_at")
+        locked.save(update_fields=fields)
+    return locked
+
+
+def _write(locked: Reading, *, findings: str, impression: str, labels: Iterable[str] | None,
+           version: int) -> None:
+    if locked.status != Reading.Status.OPEN:
+        raise Locked("The report is submitted; amend it with a reason instead.")
+    if version != locked.version:
+        raise StaleVersion(locked.version)
+    locked.findings, locked.impression = findings, impression
+    if labels is not None:
+        locked.labels = sorted(set(labels))
+    locked.version += 1
+
+
+def autosave(reading: Reading, *, findings: str, impression: str, version: int,
+             labels: Iterable[str] | None = None) -> Reading:
+    """Store the editor's text if ``version`` is the stored one; returns the new version."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(reading)
+        _write(locked, findings=findings, impression=impression, labels=labels, version=version)
+        locked.last_event_at = now
+        locked.save(update_fields=["findings", "impression", "labels", "version",
+                                   "last_event_at"])
+        _event(locked, ReadingEvent.Kind.AUTOSAVE, now, detail={"version": locked.version})
+    return locked
+
+
+def timing(
+    events: Iterable[ReadingEvent], *, start: datetime, end: datetime
+) -> tuple[float, float]:
+    """(active seconds, gap seconds) between ``start`` and ``end`` from the page's events.
+
+    Between two consecutive events the page is active if it was last reported visible and
+    focused; a stretch longer than LIVENESS with no event at all is a gap (the page was gone),
+    never active time.
+    """
+    visible = focused = True
+    active = gap = 0.0
+    previous = start
+
+    def close(at: datetime) -> None:
+        nonlocal active, gap, previous
+        span = (at - previous).total_seconds()
+        if span > LIVENESS.total_seconds():
+            gap += span
+        elif visible and focused:
+            active += span
+        previous = at
+
+    for event in sorted(events, key=lambda e: (e.at, e.pk or 0)):
+        if event.at < start:
+            continue
+        close(min(event.at, end))
+        if event.kind == ReadingEvent.Kind.HIDDEN:
+            visible = False
+        elif event.kind == ReadingEvent.Kind.VISIBLE:
+            visible = True
+        elif event.kind == ReadingEvent.Kind.BLUR:
+            focused = False
+        elif event.kind == ReadingEvent.Kind.FOCUS:
+            focused = True
+        elif event.kind == ReadingEvent.Kind.RESUMED:
+            visible = focused = True
+    close(end)
+    return active, gap
+
+
+def submit(reading: Reading, *, findings: str, impression: str, version: int,
+           labels: Iterable[str] | None = None, user: Any = None) -> Reading:
+    """Store the final text and lock the reading; reading time on the server's clock."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(reading)
+        _write(locked, findings=findings, impression=impression, labels=labels, version=version)
+        if not (locked.findings.strip() or locked.impression.strip()):
+            raise ReadingError("The report is empty.")
+        start = locked.first_image_at or locked.opened_at
+        locked.status, locked.submitted_at = Reading.Status.SUBMITTED, now
+        locked.reading_time_s = (now - start).total_seconds()
+        locked.active_time_s, locked.gap_s = timing(locked.events.all(), start=start, end=now)
+        locked.last_event_at = now
+        locked.save()
+        _event(locked, ReadingEvent.Kind.SUBMITTED, now)
+        audit.record(action="reading.submitted", obj=locked, actor=user,
+                     trial=locked.case.trial,
+                     after={"reading_time_s": locked.reading_time_s,
+                            "active_time_s": locked.active_time_s, "gap_s": locked.gap_s,
+                            "version": locked.version})
+    return locked
+
+
+def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: Any) -> Amendment:
+    """Change a submitted report: needs a reason; the text before is kept and audited."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReadingError("An amendment needs a reason.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(reading)
+        if locked.status != Reading.Status.SUBMITTED:
+            raise ReadingError("Only a submitted report is amended; this one is still open.")
+        amendment = Amendment.objects.create(
+            reading=locked, reason=reason, by=by,
+            before_findings=locked.findings, before_impression=locked.impression,
+            after_findings=findings, after_impression=impression,
+        )
+        locked.findings, locked.impression = findings, impression
+        locked.version += 1
+        locked.save(update_fields=["findings", "impression", "version"])
+        _event(locked, ReadingEvent.Kind.AMENDED, now, detail={"amendment": amendment.pk})
+        audit.record(action="reading.amended", obj=locked, actor=by, trial=locked.case.trial,
+                     before={"findings": amendment.before_findings,
+                             "impression": amendment.before_impression},
+                     after={"findings": findings, "impression": impression, "reason": reason})
+    return amendment
