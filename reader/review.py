@@ -1,0 +1,129 @@
+"""Senior review: once both readings of a case are submitted, a senior writes the final report.
+
+The two junior reports are shown as Report 1 and Report 2 in a random order stored with the
+review, never with their arm. Signing locks the final report (it becomes the reference for
+the ratings) and stores the senior's time and the edit distance from each junior report to
+the final one: how much work each arm's report left for the senior.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from trial import audit
+from trial.models import Arm, Case, Membership
+
+from .models import Reading, Review
+from .reading import Locked, ReadingError, StaleVersion
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance in characters (insertions, deletions, substitutions)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def report_text(findings: str, impression: str) -> str:
+    return f"FINDINGS:\n{findings.strip()}\n\nIMPRESSION:\n{impression.strip()}"
+
+
+def reviewable_cases(senior: Membership) -> QuerySet[Case]:
+    """Cases of the senior's trial (and site, if they have one) ready for or in their review."""
+    cases = Case.objects.filter(trial=senior.trial).annotate(
+        submitted=Count("assignments__reading",
+                        filter=Q(assignments__reading__status=Reading.Status.SUBMITTED))
+    ).filter(submitted=2).filter(Q(review__isnull=True) | Q(review__senior=senior))
+    if senior.site_id:
+        cases = cases.filter(site=senior.site_id)
+    return cases.order_by("case_id")
+
+
+def readings_of(case: Case) -> dict[str, Reading]:
+    """The submitted readings of ``case`` by arm."""
+    readings = Reading.objects.filter(assignment__case=case, status=Reading.Status.SUBMITTED)
+    return {r.assignment.arm: r for r in readings.select_related("assignment")}
+
+
+def open_review(case: Case, *, senior: Membership) -> Review:
+    """The senior's review of ``case``, created on first open with a random report order."""
+    with transaction.atomic():
+        Case.objects.select_for_update().get(pk=case.pk)
+        review = Review.objects.filter(case=case).first()
+        if review is not None:
+            if review.senior_id != senior.pk:
+                raise ReadingError("Another senior is reviewing this case.")
+            return review
+        if not reviewable_cases(senior).filter(pk=case.pk).exists():
+            raise ReadingError("This case is not ready for review (both readings submitted).")
+        pks = [r.pk for r in readings_of(case).values()]
+        secrets.SystemRandom().shuffle(pks)
+        review = Review.objects.create(case=case, senior=senior, order=pks,
+                                       opened_at=timezone.now())
+        audit.record(action="review.opened", obj=review, actor=senior.user, trial=case.trial)
+        return review
+
+
+def shown_reports(review: Review) -> list[Reading]:
+    """The junior readings in the order shown to the senior (Report 1, Report 2)."""
+    by_pk = Reading.objects.in_bulk(review.order)
+    return [by_pk[pk] for pk in review.order]
+
+
+def _locked(review: Review, version: int) -> Review:
+    locked = Review.objects.select_for_update().get(pk=review.pk)
+    if locked.status != Review.Status.OPEN:
+        raise Locked("The final report is signed.")
+    if version != locked.version:
+        raise StaleVersion(locked.version)
+    return locked
+
+
+def save_review(review: Review, *, findings: str, impression: str, version: int,
+                started_from: str | None = None) -> Review:
+    with transaction.atomic():
+        locked = _locked(review, version)
+        locked.findings, locked.impression = findings, impression
+        if started_from is not None and not locked.started_from:
+            locked.started_from = started_from
+        locked.version += 1
+        locked.save(update_fields=["findings", "impression", "started_from", "version"])
+    return locked
+
+
+def sign(review: Review, *, findings: str, impression: str, version: int, by: Any) -> Review:
+    """Lock the final report; store the senior's time and the edit distances."""
+    if not (findings.strip() or impression.strip()):
+        raise ReadingError("The final report is empty.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(review, version)
+        locked.findings, locked.impression = findings, impression
+        final = report_text(findings, impression)
+        by_arm = readings_of(locked.case)
+        locked.edit_distance_ai = edit_distance(
+            report_text(by_arm[Arm.AI_ASSISTED].findings, by_arm[Arm.AI_ASSISTED].impression),
+            final)
+        locked.edit_distance_scp = edit_distance(
+            report_text(by_arm[Arm.SCP].findings, by_arm[Arm.SCP].impression), final)
+        locked.status, locked.signed_at = Review.Status.SIGNED, now
+        locked.review_time_s = (now - locked.opened_at).total_seconds()
+        locked.version += 1
+        locked.save()
+        audit.record(action="review.signed", obj=locked, actor=by, trial=locked.case.trial,
+                     after={"review_time_s": locked.review_time_s,
+                            "edit_distance_ai": locked.edit_distance_ai,
+                            "edit_distance_scp": locked.edit_distance_scp})
+    return locked
