@@ -1,0 +1,55 @@
+"""A reader's worklist: their assigned cases in their stored random order, with progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trial.models import Arm, Assignment, Membership
+
+from .models import Reading
+from .reading import draft_status
+
+
+@dataclass(frozen=True)
+class Item:
+    assignment: Assignment
+    state: str  # "submitted", "open", "new", "waiting"
+    why_waiting: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.state in ("open", "new")
+
+
+def worklist(reader: Membership) -> list[Item]:
+    """Every assigned case in worklist order; an AI-arm case waits until its draft is ready
+    (unless the trial offers it anyway, as a protocol deviation)."""
+    assignments = (Assignment.objects.filter(reader=reader)
+                   .select_related("case__trial").order_by("position"))
+    readings = {r.assignment_id: r for r in
+                Reading.objects.filter(assignment__reader=reader).only("assignment", "status")}
+    items = []
+    for assignment in assignments:
+        reading = readings.get(assignment.pk)
+        if reading is not None:
+            state = "submitted" if reading.status == Reading.Status.SUBMITTED else "open"
+            items.append(Item(assignment, state))
+            continue
+        why = ""
+        if assignment.arm == Arm.AI_ASSISTED and not assignment.case.trial.offer_without_draft:
+            _, why = draft_status(assignment)
+        items.append(Item(assignment, "waiting" if why else "new", why or ""))
+    return items
+
+
+def progress(items: list[Item]) -> tuple[int, int]:
+    """(submitted, total)."""
+    return sum(i.state == "submitted" for i in items), len(items)
+
+
+def next_item(items: list[Item]) -> Item | None:
+    """The case to read next: an open reading first, else the first new one in order."""
+    return (next((i for i in items if i.state == "open"), None)
+            or next((i for i in items if i.state == "new"), None))
+
+
