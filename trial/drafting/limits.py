@@ -40,14 +40,15 @@ def _redis(url: str):
 
 
 _local_lock = threading.Lock()
-_local: dict[int, threading.BoundedSemaphore] = {}
+_local: dict[tuple[int, int], threading.BoundedSemaphore] = {}
 
 
 def _local_semaphore(endpoint_pk: int, limit: int) -> threading.BoundedSemaphore:
+    """One semaphore per endpoint and limit: a changed concurrency applies without a restart."""
     with _local_lock:
-        semaphore = _local.get(endpoint_pk)
+        semaphore = _local.get((endpoint_pk, limit))
         if semaphore is None:
-            semaphore = _local[endpoint_pk] = threading.BoundedSemaphore(limit)
+            semaphore = _local[endpoint_pk, limit] = threading.BoundedSemaphore(limit)
         return semaphore
 
 
