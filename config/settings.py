@@ -139,8 +139,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # acks_late on Redis: a task taken by a worker that dies is delivered again after this many
 # seconds. Keep it above the longest draft (model timeout x attempts, with backoff).
+_visibility_s = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "visibility_timeout": _visibility_s,
+    # Workers look for such messages every interval x throttle seconds (kombu: 10 x 10): scan
+    # every interval instead, at most 10 s and at most half the visibility timeout.
+    "unacked_restore_interval": max(1, min(10, _visibility_s // 2)),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-drafts": {
@@ -168,6 +173,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema names every endpoint and field: only signed-in people may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Import jobs and drafts share one set of states (queued, running, done, failed).
+    "ENUM_NAME_OVERRIDES": {"QueueStatusEnum": "trial.models.drafts.Draft.Status"},
 }
 
 if not DEBUG:

@@ -5,87 +5,20 @@ Without REDIS_URL the settings make tasks run in-process (eagerly); with it they
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from config.celery import app
+from tests.celery_helpers import ROOT, WORKER_START_TIMEOUT, celery_on_redis, celery_worker
 from tests.celery_tasks import add
-
-ROOT = Path(__file__).resolve().parent.parent
-WORKER_START_TIMEOUT = 60  # s; a cold worker (Django setup, imports) takes a few seconds
-
-
-def _reset_connections() -> None:
-    """Forget the broker pool and result backend Celery built from the previous settings.
-
-    Celery caches both on the app at first use; without this reset a changed broker_url or
-    result_backend would not take effect (private attributes: Celery has no public API for it).
-    """
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    if "amqp" in app.__dict__:
-        app.amqp._producer_pool = None
-    app._backend_cache = None
-    app._local.__dict__.pop("backend", None)
-
-
-@contextlib.contextmanager
-def celery_on_redis(url: str) -> Iterator[None]:
-    """Point the project's Celery app at ``url`` (broker and results), restore afterwards."""
-    keys = ("broker_url", "result_backend", "task_always_eager")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
-    _reset_connections()
-    try:
-        yield
-    finally:
-        app.conf.update(saved)
-        _reset_connections()
-
-
-@contextlib.contextmanager
-def celery_worker(*, redis_url: str, queue: str, log: Path) -> Iterator[subprocess.Popen]:
-    """A real ``celery -A config worker`` process on ``queue``, stopped with a warm shutdown."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "REDIS_URL": redis_url,  # config/settings.py turns it into the broker and result backend
-        "DEMO_MODE": "1",
-        "DATA_DIR": str(log.parent / "worker-data"),  # nothing written into the checkout
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-I", "tests.celery_tasks", "-Q", queue, "-n", f"{queue}@%h",
-                "--pool=solo", "--concurrency=1", "-l", "info",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-            ],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the task, then exit
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
 
 
 def _wait_for(result, *, proc: subprocess.Popen, log: Path, timeout: float):
