@@ -50,10 +50,17 @@ PAGES = {
                                 lambda w: reverse("admin:trial_randomizationlist_changelist")),
     "randomisation list page": (OBJECT_PAGE, lambda w: reverse(
         "admin:trial_randomizationlist_change", args=[w.rlist.pk])),
+    "model endpoint list": (LIST_PAGE, lambda w: reverse("admin:trial_modelendpoint_changelist")),
+    "model endpoint page": (OBJECT_PAGE, lambda w: reverse("admin:trial_modelendpoint_change",
+                                                           args=[w.endpoint.pk])),
+    "model endpoint add": (LIST_PAGE, lambda w: reverse("admin:trial_modelendpoint_add")),
+    "draft list": (LIST_PAGE, lambda w: reverse("admin:trial_draft_changelist")),
+    "draft page": (OBJECT_PAGE, lambda w: reverse("admin:trial_draft_change",
+                                                  args=[w.draft.pk])),
 }
 
 # POST-only tools of the trial page: allowed ones redirect back to the trial page (302).
-TOOLS = ["generate_list", "allocate_all", "assign"]
+TOOLS = ["generate_list", "allocate_all", "assign", "queue_drafts"]
 TOOL_POST = {"anonymous": ANON, "reader": DENIED, "senior": DENIED, "rater": DENIED,
              "statistician": DENIED, "coordinator": 302, "other_coordinator": DENIED,
              "superuser": 302}

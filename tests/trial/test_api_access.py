@@ -49,6 +49,10 @@ GETS = {
     "randomization": (f"{A}/randomization/", expect(COORD_STAT)),
     "assignments": (f"{A}/assignments/", expect(COORD | {"reader"})),
     "audit": (f"{A}/audit/", expect(COORD)),
+    "model endpoints": (f"{A}/model-endpoints/", expect(COORD_STAT)),
+    "model endpoint": (f"{A}/model-endpoints/{{endpoint}}/", expect(COORD_STAT)),
+    "drafts": (f"{A}/drafts/", expect(COORD_STAT)),
+    "draft": (f"{A}/drafts/{{draft}}/", expect(COORD_STAT)),
 }
 
 CSV = "position,arm\n1,scp\n2,ai_assisted\n"
@@ -86,7 +90,8 @@ WRITES = {
 def fill(template: str, world: World) -> str:
     return template.format(site=world.site.pk, reader=world.reader.pk, case=world.case.pk,
                            image=world.image.pk, reader2=world.reader2.pk,
-                           criterion=world.criterion.pk, job=world.job.pk)
+                           criterion=world.criterion.pk, job=world.job.pk,
+                           endpoint=world.endpoint.pk, draft=world.draft.pk)
 
 
 def api(world: World, role: str) -> APIClient:

@@ -1,8 +1,10 @@
 """The small world the access-table tests run in (no tests here; imported by the table tests).
 
 Trial A has one of each role, a site, a criterion, a case with an image, an import job, a
-generated randomisation list (known seed) with one reader allocated and one not, an assignment
-and audit events. Trial B has its own coordinator, who must see none of A.
+generated randomisation list (known seed) with one reader allocated and one not, an assignment,
+audit events, an active (demo) model endpoint and a done draft of the case, whose text
+(``DRAFT_TEXT``) must never reach a reader, senior or rater. Trial B has its own coordinator,
+who must see none of A.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from trial.models import (
     Assignment,
     AuditEvent,
     Case,
+    Draft,
     Image,
     ImportJob,
     Membership,
+    ModelEndpoint,
     RandomizationList,
     Role,
     Site,
@@ -36,6 +40,7 @@ from trial.models import (
 )
 
 SEED = 8_675_309_123_457  # distinctive: must never appear in a page or a response
+DRAFT_TEXT = "Draftfinding-7Q3 left apical pneumothorax"  # the world's AI draft findings
 ROLES = ("anonymous", "reader", "senior", "rater", "statistician", "coordinator",
          "other_coordinator", "superuser")
 
@@ -55,6 +60,8 @@ class World:
     assignment: Assignment
     event: AuditEvent
     criterion: object = None
+    endpoint: ModelEndpoint | None = None
+    draft: Draft | None = None
     ids: dict[str, int] = field(default_factory=dict)
 
     def client(self, role: str) -> Client:
@@ -101,8 +108,16 @@ def build_world(*, staff_roles: bool = False) -> World:
     assignment = Assignment.objects.create(case=case, reader=members[Role.READER], arm=slot.arm,
                                            position=1, assigned_by=coordinator)
     event = audit.record(action="test.event", obj=case, actor=coordinator)
+    endpoint = ModelEndpoint.objects.create(trial=trial, name="World demo endpoint",
+                                            backend=ModelEndpoint.Backend.DEMO)
+    draft = Draft.objects.create(
+        case=case, endpoint=endpoint, fingerprint=endpoint.fingerprint, config=endpoint.config(),
+        backend=endpoint.backend, status=Draft.Status.DONE, attempts=1, findings=DRAFT_TEXT,
+        impression="Small left pneumothorax.", raw_response=f"FINDINGS: {DRAFT_TEXT}",
+        model_reported="demo-backend (not a model)", queued_at=case.created_at,
+    )
     return World(
         trial=trial, other=other, site=site, users=users, reader=members[Role.READER],
         reader2=reader2, case=case, image=image, job=job, rlist=rlist, assignment=assignment,
-        event=event, criterion=criterion,
+        event=event, criterion=criterion, endpoint=endpoint, draft=draft,
     )

@@ -20,6 +20,7 @@ from trial.permissions import is_superuser
 
 from . import trial_tools
 from .base import ScopedInline, TrialScopedAdmin, arm_html, for_each, may_coordinate
+from .drafts import drafts_progress
 
 # Fields fixed once a randomisation list exists (the list was built from them).
 DESIGN_FIELDS = ("ratio_ai_assisted", "ratio_scp", "block_sizes", "stratify_by_site")
@@ -44,7 +45,8 @@ class TrialAdmin(TrialScopedAdmin):
     list_filter = ("status",)
     search_fields = ("name", "slug", "registry_id")
     prepopulated_fields = {"slug": ("name",)}
-    actions = ["generate_list_action", "allocate_all_action", "assign_cases_action"]
+    actions = ["generate_list_action", "allocate_all_action", "assign_cases_action",
+               "queue_drafts_action"]
     fieldsets = (
         (None, {"fields": ("name", "slug", "registry_id", "status")}),
         ("Arms and randomisation", {"fields": (
@@ -53,6 +55,7 @@ class TrialAdmin(TrialScopedAdmin):
         )}),
         ("Reading", {"fields": ("same_site_assignment", "report_template",
                                 "allowed_modalities")}),
+        ("AI drafts", {"fields": ("ai_drafts",)}),
     )
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
@@ -73,10 +76,10 @@ class TrialAdmin(TrialScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Trial | None = None):
         if obj is None:
-            return ("randomization_summary", "allocation_table")
+            return ("randomization_summary", "allocation_table", "ai_drafts")
         fixed = DESIGN_FIELDS if hasattr(obj, "randomization") else ()
         # the slug is the trial's address (API URLs, image paths): fixed once created
-        return ("slug", *fixed, "randomization_summary", "allocation_table")
+        return ("slug", *fixed, "randomization_summary", "allocation_table", "ai_drafts")
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Trial | None = None) -> dict:
         return self.prepopulated_fields if obj is None else {}
@@ -99,6 +102,10 @@ class TrialAdmin(TrialScopedAdmin):
             rlist.get_method_display(), rlist.created_by, f"{rlist.created_at:%Y-%m-%d %H:%M}",
             taken, total, rlist.commitment,
         )
+
+    @admin.display(description="drafts of enrolled cases")
+    def ai_drafts(self, obj: Trial) -> str:
+        return drafts_progress(obj) if obj.pk else "–"
 
     @admin.display(description="allocation table (allocated readers only)")
     def allocation_table(self, obj: Trial) -> str:
@@ -164,6 +171,10 @@ class TrialAdmin(TrialScopedAdmin):
     @admin.action(description="Assign cases to readers")
     def assign_cases_action(self, request: HttpRequest, queryset) -> None:
         self._each_trial(request, queryset, "assign")
+
+    @admin.action(description="Queue missing AI drafts")
+    def queue_drafts_action(self, request: HttpRequest, queryset) -> None:
+        self._each_trial(request, queryset, "queue-drafts")
 
 
 @admin.register(Membership)

@@ -20,6 +20,7 @@ from trial import assignment, randomization
 from trial.models import Trial
 
 from .base import call_service
+from .drafts import report_queued
 
 
 def generate_list(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial) -> None:
@@ -56,7 +57,8 @@ def assign_cases(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Tri
         )
 
 
-TOOLS = {"generate-list": generate_list, "allocate-all": allocate_all, "assign": assign_cases}
+TOOLS = {"generate-list": generate_list, "allocate-all": allocate_all, "assign": assign_cases,
+         "queue-drafts": report_queued}
 
 
 def trial_for_change(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> Trial:

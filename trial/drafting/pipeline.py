@@ -101,7 +101,14 @@ def queue_draft(case: Case) -> Draft | None:
 
 
 def retry_failed(draft: Draft, *, by=None) -> bool:
-    """Put a failed draft back in the queue (attempts start again); audited. False if not failed."""
+    """Put a failed draft back in the queue (attempts start again); audited. False if not failed.
+
+    Also False for a draft of an earlier configuration: its task would run the case's current
+    draft instead, and the old one would stay queued for ever.
+    """
+    endpoint = active_endpoint(draft.case.trial)
+    if endpoint is None or draft.fingerprint != endpoint.fingerprint:
+        return False
     with transaction.atomic():
         locked = Draft.objects.select_for_update().get(pk=draft.pk)
         if locked.status != Draft.Status.FAILED:
@@ -136,16 +143,17 @@ def sweep(*, now=None) -> int:
     """
     now = now or timezone.now()
     sent = 0
+    lost = (Q(status=Draft.Status.QUEUED) & (Q(sent_at__isnull=True) | Q(sent_at__lt=now - STALE))
+            | Q(status=Draft.Status.RUNNING, lease_until__lt=now - STALE))
     for endpoint in ModelEndpoint.objects.filter(active=True).select_related("trial"):
         _, cases = pending_drafts(endpoint.trial)
         for case in cases:
             sent += send(ensure_draft(case, endpoint))
-    stale = Draft.objects.filter(
-        Q(status=Draft.Status.QUEUED) & (Q(sent_at__isnull=True) | Q(sent_at__lt=now - STALE))
-        | Q(status=Draft.Status.RUNNING, lease_until__lt=now - STALE)
-    )
-    for draft in stale:
-        sent += send(draft)
+        # Only drafts of the configuration in force: a task always makes the current one.
+        stale = Draft.objects.filter(lost, case__trial=endpoint.trial,
+                                     fingerprint=endpoint.fingerprint)
+        for draft in stale:
+            sent += send(draft)
     return sent
 
 
@@ -191,11 +199,15 @@ def _claim(case_pk: int) -> tuple[Draft | None, str | None, float | None]:
             # Another run holds it; if that worker died, its lease runs out and this one takes over.
             return draft, None, (draft.lease_until - now).total_seconds() + 0.5
         draft.status, draft.claim = Draft.Status.RUNNING, uuid.uuid4().hex
+        # The endpoint in force now (same fingerprint, but maybe a replacement row with
+        # another key variable, timeout or concurrency) is the one that makes it.
+        draft.endpoint = endpoint
         draft.attempts += 1
         draft.started_at = draft.started_at or now
         draft.lease_until = now + timedelta(seconds=endpoint.timeout_s + SLOT_WAIT_S) + (
             lease_margin())
-        draft.save(update_fields=["status", "claim", "attempts", "started_at", "lease_until"])
+        draft.save(update_fields=["status", "claim", "endpoint", "attempts", "started_at",
+                                  "lease_until"])
     return draft, draft.claim, None
 
 
