@@ -15,3 +15,13 @@ from config.celery import app
 def add(x: int, y: int) -> dict:
     """Add two numbers; also say which process did it (the worker, not the test)."""
     return {"sum": x + y, "pid": os.getpid()}
+
+
+@app.task
+def db_backend_pid() -> int:
+    """The PostgreSQL backend serving this worker's database connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]

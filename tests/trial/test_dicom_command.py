@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from tests.dicom_files import identified_cxr, text_file
 from tests.factories import SiteFactory, TrialFactory
-from trial.management.commands.import_dicom import progress_bar
+from trial.management.progress import progress_bar
 from trial.models import Case
 
 pytestmark = pytest.mark.django_db

@@ -190,9 +190,10 @@ def _claim(case_pk: int) -> tuple[Draft | None, str | None, float | None]:
     ensure_draft(case, endpoint)
     now = timezone.now()
     with transaction.atomic():
-        draft = Draft.objects.select_for_update().select_related("case", "endpoint").get(
-            case=case, fingerprint=endpoint.fingerprint
-        )
+        # Lock the draft row only (not its case, trial and endpoint: other drafts' claims).
+        draft = Draft.objects.select_for_update(of=("self",)).select_related(
+            "case__trial", "endpoint"
+        ).get(case=case, fingerprint=endpoint.fingerprint)
         if draft.status in (Draft.Status.DONE, Draft.Status.FAILED):
             return draft, None, None
         if draft.status == Draft.Status.RUNNING and draft.lease_until and draft.lease_until > now:
@@ -218,7 +219,8 @@ def _store(draft: Draft, claim: str, **fields) -> bool:
     with transaction.atomic():
         stored = Draft.objects.filter(pk=draft.pk, claim=claim).update(**fields)
         if stored and fields.get("status") in (Draft.Status.DONE, Draft.Status.FAILED):
-            draft.refresh_from_db()
+            for name, value in fields.items():  # what was stored, without reading it back
+                setattr(draft, name, value)
             audit.record(action=f"draft.{draft.status}", obj=draft, trial=draft.case.trial,
                          after={"fingerprint": draft.fingerprint, "backend": draft.backend,
                                 "attempts": draft.attempts, "error": draft.error})

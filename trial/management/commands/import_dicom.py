@@ -8,15 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from trial.dicom.history import HistoryCsvError
 from trial.dicom.importer import import_path
+from trial.management.progress import draw
 from trial.models import ImportJob, Site, Trial
-
-BAR_WIDTH = 30
-
-
-def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
-    """``[#####.....] 12/40``: enough to see an import is moving, no dependency needed."""
-    filled = round(width * done / total) if total else width
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
 class Command(BaseCommand):
@@ -62,8 +55,7 @@ class Command(BaseCommand):
         self._summary(job)
 
     def _progress(self, done: int, total: int) -> None:
-        self.stderr.write("\r" + progress_bar(done, total), ending="")
-        self.stderr.flush()
+        draw(self.stderr, done, total)
 
     def _summary(self, job: ImportJob) -> None:
         self.stdout.write(
