@@ -1,0 +1,507 @@
+/*
+ * The reading workspace's image viewer: the real 16-bit pixels, windowed in the browser.
+ *
+ * The pixels come from /api/images/<id>/pixels/ (uint16 little-endian, gzip decoded by the
+ * browser); modality value = uint16 * scale + offset (see trial/dicom/viewer_pixels.py).
+ * Window/level goes through a lookup table (one entry per stored level) into an RGBA
+ * ImageData of the full image, kept in an offscreen canvas and drawn scaled onto the visible
+ * one. While a window drag is in progress and a full re-window is slow (large images), each
+ * frame windows only what is on screen, sampled from a 2x-averaged pyramid at about screen
+ * resolution; the full-resolution image is redone when the mouse is released.
+ *
+ * Contract with the page (section#viewer): data-displayed="1" and a bubbling
+ * "viewer:displayed" event (detail.image = id) the first time real pixels are on screen, once
+ * per page load; data-image, data-wl="centre,width", data-invert, data-zoom, data-preview
+ * ("1" while a drag preview is on screen) and data-render-ms after each change. Keys are ignored in text fields and with Ctrl/Alt/Meta;
+ * n, ? and Enter are left to the page. Plain ES2017, no libraries.
+ */
+(function () {
+  "use strict";
+
+  var section = document.getElementById("viewer");
+  if (!section) return;
+  var metaNode = document.getElementById(section.getAttribute("data-meta") || "viewer-images");
+  var images = metaNode ? JSON.parse(metaNode.textContent) : [];
+  var stage = section.querySelector(".viewer-stage");
+  var canvas = section.querySelector(".viewer-canvas");
+  var ctx = canvas.getContext("2d");
+  var overlay = section.querySelector(".viewer-overlay");
+  var loading = section.querySelector(".viewer-loading");
+  var progress = loading.querySelector("progress");
+  var errorBox = section.querySelector(".viewer-error");
+  var presetBar = section.querySelector(".viewer-presets");
+
+  var BACKGROUND = 0xff000000; // opaque black, RGBA read as a little-endian uint32
+  // A full re-window slower than this (ms): while dragging, window only what is on screen.
+  // Measured in Chromium on this project's 2-core machine, 2500 x 3000: 7-12 ms of script
+  // plus 8-10 ms to raster, so the full-resolution path is the usual one.
+  var SLOW_MS = 25;
+  var ZOOM_STEP = 1.25;
+  var LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+  var state = {
+    index: 0, meta: null, pixels: null, loadToken: 0,
+    center: 0, width: 1, invert: false,
+    zoom: 1, x: 0, y: 0, fitted: true, panMode: false,
+    full: null, fullData: null, fullWords: null, lut: null, pyramid: null,
+    needWindow: false, needDraw: false, preview: false, frame: 0,
+    fullMs: 0, drag: null, displayed: false
+  };
+  var cache = new Map(); // image id -> Uint16Array
+
+  // --- loading ------------------------------------------------------------------------
+
+  function fetchPixels(meta, onProgress) {
+    // The stream gives decoded bytes while Content-Length is the gzip size, so progress is
+    // measured against the known decoded size, rows x columns x 2.
+    var expected = meta.rows * meta.columns * 2;
+    return fetch(meta.pixels_url, {
+      credentials: "same-origin", headers: { Accept: "application/octet-stream" }
+    }).then(function (response) {
+      if (!response.ok) throw new Error("the server answered " + response.status);
+      if (!response.body || !response.body.getReader) return response.arrayBuffer();
+      var reader = response.body.getReader();
+      var bytes = new Uint8Array(expected);
+      var got = 0;
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return bytes.buffer;
+          if (got + chunk.value.length > expected) throw new Error("more data than expected");
+          bytes.set(chunk.value, got);
+          got += chunk.value.length;
+          onProgress(got / expected);
+          return pump();
+        });
+      }
+      return pump().then(function (buffer) {
+        if (got !== expected) throw new Error("the image data was incomplete");
+        return buffer;
+      });
+    }).then(function (buffer) {
+      if (buffer.byteLength !== expected) throw new Error("the image data has the wrong size");
+      if (LITTLE_ENDIAN) return new Uint16Array(buffer);
+      var view = new DataView(buffer);
+      var out = new Uint16Array(expected / 2);
+      for (var i = 0; i < out.length; i++) out[i] = view.getUint16(2 * i, true);
+      return out;
+    });
+  }
+
+  function showImage(index) {
+    var meta = images[index];
+    if (!meta) return;
+    var token = ++state.loadToken;
+    state.index = index;
+    state.meta = meta;
+    state.pixels = null;
+    state.full = state.pyramid = null;
+    state.center = meta.window.center;
+    state.width = meta.window.width;
+    state.invert = !!meta.invert;
+    buildPresets(meta);
+    markImageButtons();
+    errorBox.hidden = true;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    var cached = cache.get(meta.id);
+    var ready = cached ? Promise.resolve(cached) : fetchPixels(meta, function (fraction) {
+      if (token === state.loadToken) progress.value = Math.round(fraction * 100);
+    });
+    loading.hidden = !!cached;
+    progress.value = 0;
+    ready.then(function (pixels) {
+      cache.set(meta.id, pixels);
+      if (token !== state.loadToken) return;
+      loading.hidden = true;
+      state.pixels = pixels;
+      prepareFull(meta);
+      fit();
+      schedule(true);
+    }).catch(function (error) {
+      if (token !== state.loadToken) return;
+      loading.hidden = true;
+      errorBox.textContent = "The image could not be loaded (" + error.message + "). ";
+      var retry = document.createElement("button");
+      retry.type = "button";
+      retry.textContent = "Try again";
+      retry.addEventListener("click", function () { showImage(state.index); });
+      errorBox.appendChild(retry);
+      errorBox.hidden = false;
+      section.setAttribute("data-error", error.message);
+    });
+  }
+
+  function prepareFull(meta) {
+    var full = document.createElement("canvas");
+    full.width = meta.columns;
+    full.height = meta.rows;
+    var fullCtx = full.getContext("2d");
+    state.full = full;
+    state.fullCtx = fullCtx;
+    state.fullData = fullCtx.createImageData(meta.columns, meta.rows);
+    state.fullWords = new Uint32Array(state.fullData.data.buffer);
+    state.lut = new Uint32Array(meta.levels);
+  }
+
+  // --- window/level -------------------------------------------------------------------
+
+  function buildLut() {
+    // DICOM PS3.3 C.11.2.1.2.1 LINEAR window, on modality values of every stored level.
+    var meta = state.meta, lut = state.lut, scale = meta.scale, offset = meta.offset;
+    var c = state.center - 0.5, w = Math.max(state.width - 1, 1e-9);
+    var binary = state.width <= 1;
+    for (var i = 0; i < lut.length; i++) {
+      var v = i * scale + offset, g;
+      if (binary) g = v > c ? 255 : 0;
+      else {
+        var y = (v - c) / w + 0.5;
+        g = y <= 0 ? 0 : y >= 1 ? 255 : Math.round(y * 255);
+      }
+      if (state.invert) g = 255 - g;
+      lut[i] = (BACKGROUND | (g << 16) | (g << 8) | g) >>> 0;
+    }
+  }
+
+  function windowFull() {
+    var src = state.pixels, out = state.fullWords, lut = state.lut, n = src.length;
+    for (var i = 0; i < n; i++) out[i] = lut[src[i]];
+    state.fullCtx.putImageData(state.fullData, 0, 0);
+  }
+
+  function buildPyramid() {
+    // Level k halves level k-1 (2x2 mean), down to at most 1024 pixels a side.
+    var levels = [{ w: state.meta.columns, h: state.meta.rows, data: state.pixels }];
+    var last = levels[0];
+    while (Math.max(last.w, last.h) > 1024) {
+      var w = last.w >> 1, h = last.h >> 1, src = last.data, sw = last.w;
+      var data = new Uint16Array(w * h);
+      for (var y = 0; y < h; y++) {
+        var a = 2 * y * sw, b = a + sw, o = y * w;
+        for (var x = 0; x < w; x++) {
+          var k = 2 * x;
+          data[o + x] = (src[a + k] + src[a + k + 1] + src[b + k] + src[b + k + 1] + 2) >> 2;
+        }
+      }
+      last = { w: w, h: h, data: data };
+      levels.push(last);
+    }
+    state.pyramid = levels;
+  }
+
+  function drawPreview() {
+    // What is on screen only, nearest sample from the pyramid level closest to screen size.
+    if (!state.pyramid) buildPyramid();
+    var cw = canvas.width, ch = canvas.height;
+    var level = Math.max(0, Math.min(state.pyramid.length - 1,
+      Math.floor(Math.log2(1 / state.zoom))));
+    var src = state.pyramid[level], f = 1 << level, lut = state.lut;
+    if (!state.view || state.view.width !== cw || state.view.height !== ch) {
+      state.view = ctx.createImageData(cw, ch);
+      state.viewWords = new Uint32Array(state.view.data.buffer);
+    }
+    var out = state.viewWords, cols = new Int32Array(cw);
+    for (var x = 0; x < cw; x++) {
+      var ix = Math.floor((x + 0.5 - state.x) / state.zoom / f);
+      cols[x] = ix >= 0 && ix < src.w ? ix : -1;
+    }
+    for (var y = 0; y < ch; y++) {
+      var iy = Math.floor((y + 0.5 - state.y) / state.zoom / f), base = y * cw;
+      if (iy < 0 || iy >= src.h) { out.fill(BACKGROUND, base, base + cw); continue; }
+      var row = iy * src.w, data = src.data;
+      for (var x2 = 0; x2 < cw; x2++) {
+        var c = cols[x2];
+        out[base + x2] = c < 0 ? BACKGROUND : lut[data[row + c]];
+      }
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.putImageData(state.view, 0, 0);
+  }
+
+  function draw() {
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.imageSmoothingEnabled = state.zoom < 4; // zoomed far in: show the pixels as they are
+    ctx.imageSmoothingQuality = "high";
+    ctx.setTransform(state.zoom, 0, 0, state.zoom, state.x, state.y);
+    ctx.drawImage(state.full, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+  }
+
+  function schedule(rewindow) {
+    if (rewindow) state.needWindow = true;
+    state.needDraw = true;
+    if (!state.frame) state.frame = requestAnimationFrame(frame);
+  }
+
+  function frame() {
+    state.frame = 0;
+    if (!state.pixels) return;
+    var started = performance.now();
+    var dragging = state.drag && state.drag.kind === "window";
+    if (state.needWindow) buildLut();
+    var slow = section.hasAttribute("data-preview-above-ms")  // to test the preview path
+      ? Number(section.getAttribute("data-preview-above-ms")) : SLOW_MS;
+    if (state.needWindow && dragging && state.fullMs > slow) {
+      drawPreview();
+      state.preview = true; // the full image is redone on release
+      state.needWindow = state.needDraw = false;
+      section.setAttribute("data-preview-ms", (performance.now() - started).toFixed(1));
+      section.setAttribute("data-preview", "1");
+    } else {
+      var windowed = state.needWindow;
+      if (windowed) windowFull();
+      draw();
+      state.needWindow = state.needDraw = state.preview = false;
+      var ms = performance.now() - started;
+      // A full re-window: lookup table, every pixel, upload, scaled draw.
+      if (windowed) state.fullMs = ms;
+      section.setAttribute(windowed ? "data-render-ms" : "data-draw-ms", ms.toFixed(1));
+      section.setAttribute("data-preview", "0");
+    }
+    publish();
+    if (!state.displayed) {
+      state.displayed = true;
+      section.setAttribute("data-displayed", "1");
+      section.dispatchEvent(new CustomEvent("viewer:displayed", {
+        bubbles: true, detail: { image: state.meta.id }
+      }));
+    }
+  }
+
+  function setWindow(center, width) {
+    var minimum = Math.max(Math.abs(state.meta.scale), 1e-6);
+    state.center = center;
+    state.width = Math.max(width, minimum);
+    schedule(true);
+  }
+
+  // --- view ---------------------------------------------------------------------------
+
+  function resizeCanvas() {
+    var ratio = window.devicePixelRatio || 1;
+    var w = Math.max(1, Math.round(stage.clientWidth * ratio));
+    var h = Math.max(1, Math.round(stage.clientHeight * ratio));
+    if (w === canvas.width && h === canvas.height) return false;
+    var cx = (canvas.width / 2 - state.x) / state.zoom, cy = (canvas.height / 2 - state.y) / state.zoom;
+    canvas.width = w;
+    canvas.height = h;
+    state.view = null;
+    if (state.fitted) fit();
+    else { state.x = w / 2 - cx * state.zoom; state.y = h / 2 - cy * state.zoom; }
+    return true;
+  }
+
+  function fitZoom() {
+    var meta = state.meta;
+    return Math.min(canvas.width / meta.columns, canvas.height / meta.rows);
+  }
+
+  function fit() {
+    if (!state.meta) return;
+    var meta = state.meta;
+    state.zoom = fitZoom();
+    state.x = (canvas.width - meta.columns * state.zoom) / 2;
+    state.y = (canvas.height - meta.rows * state.zoom) / 2;
+    state.fitted = true;
+    schedule(false);
+  }
+
+  function zoomAt(factor, px, py) {
+    if (!state.meta) return;
+    var fz = fitZoom();
+    var zoom = Math.min(Math.max(state.zoom * factor, fz / 4), Math.max(32, fz));
+    var f = zoom / state.zoom;
+    if (px === undefined) { px = canvas.width / 2; py = canvas.height / 2; }
+    state.x = px - (px - state.x) * f;
+    state.y = py - (py - state.y) * f;
+    state.zoom = zoom;
+    state.fitted = false;
+    schedule(false);
+  }
+
+  function panBy(dx, dy) {
+    state.x += dx;
+    state.y += dy;
+    state.fitted = false;
+    schedule(false);
+  }
+
+  function reset() {
+    setWindow(state.meta.window.center, state.meta.window.width);
+    state.invert = !!state.meta.invert;
+    fit();
+    schedule(true);
+  }
+
+  function toggleInvert() {
+    state.invert = !state.invert;
+    schedule(true);
+  }
+
+  function setPanMode(on) {
+    state.panMode = on;
+    section.classList.toggle("viewer-pan-mode", on);
+    var button = section.querySelector('[data-action="pan"]');
+    if (button) button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  function applyPreset(i) {
+    var preset = state.meta && state.meta.presets[i];
+    if (preset) setWindow(preset.center, preset.width);
+  }
+
+  function number(x) {
+    return String(Math.round(x * 100) / 100);
+  }
+
+  function publish() {
+    var wl = number(state.center) + "," + number(state.width);
+    section.setAttribute("data-image", String(state.meta.id));
+    section.setAttribute("data-wl", wl);
+    section.setAttribute("data-invert", state.invert ? "1" : "0");
+    section.setAttribute("data-zoom", state.zoom.toFixed(4));
+    var ratio = window.devicePixelRatio || 1;
+    overlay.textContent = "W " + number(state.width) + "  L " + number(state.center) +
+      "  ·  " + Math.round(state.zoom / ratio * 100) + "%" + (state.invert ? "  ·  inverted" : "");
+    var button = section.querySelector('[data-action="invert"]');
+    if (button) button.setAttribute("aria-pressed", state.invert ? "true" : "false");
+  }
+
+  function buildPresets(meta) {
+    if (!presetBar) return;
+    presetBar.textContent = "";
+    meta.presets.forEach(function (preset, i) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("data-preset", String(i));
+      button.title = preset.title + " (" + preset.key + ")";
+      button.textContent = preset.name + " ";
+      var key = document.createElement("kbd");
+      key.textContent = preset.key;
+      button.appendChild(key);
+      presetBar.appendChild(button);
+    });
+  }
+
+  function markImageButtons() {
+    section.querySelectorAll("[data-image-index]").forEach(function (button) {
+      var on = Number(button.getAttribute("data-image-index")) === state.index;
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+
+  // --- input --------------------------------------------------------------------------
+
+  function canvasPoint(event) {
+    var rect = canvas.getBoundingClientRect();
+    return { x: (event.clientX - rect.left) * canvas.width / rect.width,
+             y: (event.clientY - rect.top) * canvas.height / rect.height };
+  }
+
+  canvas.addEventListener("pointerdown", function (event) {
+    if (!state.pixels || (event.button !== 0 && event.button !== 1)) return;
+    var pan = event.button === 1 || event.shiftKey || state.panMode;
+    state.drag = { kind: pan ? "pan" : "window", x: event.clientX, y: event.clientY,
+                   id: event.pointerId };
+    canvas.setPointerCapture(event.pointerId);
+    canvas.focus({ preventScroll: true });
+    event.preventDefault();
+  });
+
+  canvas.addEventListener("pointermove", function (event) {
+    var drag = state.drag;
+    if (!drag || event.pointerId !== drag.id) return;
+    var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
+    drag.x = event.clientX;
+    drag.y = event.clientY;
+    if (drag.kind === "pan") {
+      var ratio = canvas.width / canvas.getBoundingClientRect().width;
+      panBy(dx * ratio, dy * ratio);
+    } else {
+      // Right = wider, down = higher level (darker); about the full range per 800 pixels.
+      var step = Math.max(state.meta.max - state.meta.min, Math.abs(state.meta.scale)) / 800;
+      setWindow(state.center + dy * step, state.width + dx * step);
+    }
+  });
+
+  function endDrag(event) {
+    if (!state.drag || event.pointerId !== state.drag.id) return;
+    state.drag = null;
+    if (state.preview) schedule(true);
+  }
+  canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointercancel", endDrag);
+  canvas.addEventListener("contextmenu", function (event) { event.preventDefault(); });
+  canvas.addEventListener("dblclick", function () { fit(); });
+
+  canvas.addEventListener("wheel", function (event) {
+    if (!state.pixels) return;
+    event.preventDefault();
+    var p = canvasPoint(event);
+    var delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
+    zoomAt(Math.exp(-delta * 0.0015), p.x, p.y);
+  }, { passive: false });
+
+  section.addEventListener("click", function (event) {
+    var button = event.target.closest("button");
+    if (!button || !section.contains(button)) return;
+    if (button.hasAttribute("data-preset")) applyPreset(Number(button.getAttribute("data-preset")));
+    else if (button.hasAttribute("data-image-index")) {
+      showImage(Number(button.getAttribute("data-image-index")));
+    } else if (state.pixels) {
+      var action = button.getAttribute("data-action");
+      if (action === "invert") toggleInvert();
+      else if (action === "zoom-in") zoomAt(ZOOM_STEP);
+      else if (action === "zoom-out") zoomAt(1 / ZOOM_STEP);
+      else if (action === "fit") fit();
+      else if (action === "reset") reset();
+      else if (action === "pan") setPanMode(!state.panMode);
+    }
+  });
+
+  function typing(target) {
+    if (!target || target === document.body) return false;
+    if (target.isContentEditable) return true;
+    var tag = target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.altKey || event.metaKey) return;
+    if (typing(event.target) || !state.pixels) return;
+    var pan = Math.round(Math.min(canvas.width, canvas.height) / 10);
+    var key = event.key;
+    if (key === "i" || key === "I") toggleInvert();
+    else if (key === "r" || key === "R") reset();
+    else if (key === "f" || key === "F") fit();
+    else if (key === "p" || key === "P") setPanMode(!state.panMode);
+    else if (key === "+" || key === "=") zoomAt(ZOOM_STEP);
+    else if (key === "-" || key === "_") zoomAt(1 / ZOOM_STEP);
+    else if (key === "ArrowLeft") panBy(pan, 0);
+    else if (key === "ArrowRight") panBy(-pan, 0);
+    else if (key === "ArrowUp") panBy(0, pan);
+    else if (key === "ArrowDown") panBy(0, -pan);
+    else if (key === "[" && images.length > 1) showImage((state.index + images.length - 1) % images.length);
+    else if (key === "]" && images.length > 1) showImage((state.index + 1) % images.length);
+    else if (/^[1-9]$/.test(key) && Number(key) <= state.meta.presets.length) applyPreset(Number(key) - 1);
+    else return;
+    event.preventDefault();
+  });
+
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () { if (resizeCanvas()) schedule(false); }).observe(stage);
+  } else {
+    window.addEventListener("resize", function () { if (resizeCanvas()) schedule(false); });
+  }
+
+  if (!images.length) {
+    loading.hidden = true;
+    errorBox.textContent = "There is no image for this case.";
+    errorBox.hidden = false;
+    return;
+  }
+  resizeCanvas();
+  showImage(0);
+})();
