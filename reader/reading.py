@@ -151,12 +151,22 @@ def _write(locked: Reading, *, findings: str, impression: str, labels: Iterable[
     locked.version += 1
 
 
+def _same(stored: Reading, findings: str, impression: str,
+          labels: Iterable[str] | None) -> bool:
+    return (stored.findings, stored.impression) == (findings, impression) and (
+        labels is None or sorted(set(labels)) == list(stored.labels))
+
+
 def autosave(reading: Reading, *, findings: str, impression: str, version: int,
              labels: Iterable[str] | None = None) -> Reading:
     """Store the editor's text if ``version`` is the stored one; returns the new version."""
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(reading)
+        if locked.status == Reading.Status.OPEN and _same(locked, findings, impression, labels):
+            # Already stored, e.g. the closing page's last save landed after the reloaded page
+            # read the reading: nothing to write, and no reason to call the tab stale.
+            return locked
         _write(locked, findings=findings, impression=impression, labels=labels, version=version)
         locked.last_event_at = now
         locked.save(update_fields=["findings", "impression", "labels", "version",

@@ -94,6 +94,10 @@ def _locked(review: Review, version: int) -> Review:
 def save_review(review: Review, *, findings: str, impression: str, version: int,
                 started_from: str | None = None) -> Review:
     with transaction.atomic():
+        stored = Review.objects.select_for_update().get(pk=review.pk)
+        if (stored.status == Review.Status.OPEN and (stored.findings, stored.impression)
+                == (findings, impression) and (started_from is None or stored.started_from)):
+            return stored  # already stored (a closing page's save that landed late)
         locked = _locked(review, version)
         locked.findings, locked.impression = findings, impression
         if started_from is not None and not locked.started_from:

@@ -79,6 +79,18 @@ def test_autosave_refuses_a_stale_version(world: ReadWorld) -> None:
     assert Reading.objects.get(pk=reading.pk).findings == "a"
 
 
+def test_a_late_save_of_the_stored_text_is_not_stale(world: ReadWorld) -> None:
+    """A page reloaded before its predecessor's last save landed sends that same text again,
+    based on the older version: it is already stored, so it is accepted as a no-op."""
+    reading = svc.open_reading(world.assignment(Arm.SCP), user=None)
+    svc.autosave(reading, findings="a", impression="b", version=0)
+    again = svc.autosave(reading, findings="a", impression="b", version=0)
+    assert again.version == 1
+    assert reading.events.filter(kind=ReadingEvent.Kind.AUTOSAVE).count() == 1
+    with pytest.raises(svc.StaleVersion):
+        svc.autosave(reading, findings="a, then more", impression="b", version=0)
+
+
 def test_submit_locks_and_times_from_the_first_image(world: ReadWorld) -> None:
     reading = svc.open_reading(world.assignment(Arm.SCP), user=None)
     svc.record_event(reading, ReadingEvent.Kind.IMAGE_DISPLAYED)

@@ -54,7 +54,8 @@ class TrialAdmin(TrialScopedAdmin):
             "allocation_table",
         )}),
         ("Reading", {"fields": ("same_site_assignment", "report_template",
-                                "allowed_modalities")}),
+                                "allowed_modalities", "offer_without_draft",
+                                "findings_checklist")}),
         ("AI drafts", {"fields": ("ai_drafts",)}),
     )
 

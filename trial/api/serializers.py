@@ -29,8 +29,8 @@ class TrialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Trial
-        fields = ("slug", "name", "registry_id", "status", *DESIGN_FIELDS, "created_at",
-                  "my_roles")
+        fields = ("slug", "name", "registry_id", "status", *DESIGN_FIELDS,
+                  "offer_without_draft", "findings_checklist", "created_at", "my_roles")
         read_only_fields = ("created_at",)
 
     def get_fields(self) -> dict:
