@@ -141,3 +141,11 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"Review of {self.case.case_id} ({self.status})"
+
+
+from .rating_models import Campaign, Item, RatedReport, RaterItem, Rating  # noqa: E402
+
+__all__ = [
+    "Amendment", "Campaign", "Item", "RatedReport", "RaterItem", "Rating", "Reading",
+    "ReadingEvent", "Review",
+]
