@@ -50,19 +50,22 @@ def handle_reading_error(exc: Exception) -> Response | None:
     return Response({"detail": str(exc)}, status=code)
 
 
-class ReportSerializer(serializers.Serializer):
-    findings = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000)
-    impression = serializers.CharField(allow_blank=True, trim_whitespace=False,
-                                       max_length=20000)
+def _text() -> serializers.CharField:
+    return serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000)
+
+
+class TextsSerializer(serializers.Serializer):
+    findings = _text()
+    impression = _text()
+
+
+class ReportSerializer(TextsSerializer):
     version = serializers.IntegerField(min_value=0)
     labels = serializers.ListField(child=serializers.ChoiceField(choices=FINDINGS),
                                    required=False, max_length=len(FINDINGS))
 
 
-class AmendSerializer(serializers.Serializer):
-    findings = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000)
-    impression = serializers.CharField(allow_blank=True, trim_whitespace=False,
-                                       max_length=20000)
+class AmendSerializer(TextsSerializer):
     reason = serializers.CharField(max_length=2000)
 
 
@@ -71,10 +74,7 @@ class EventSerializer(serializers.Serializer):
     client_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class ReviewSaveSerializer(serializers.Serializer):
-    findings = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=20000)
-    impression = serializers.CharField(allow_blank=True, trim_whitespace=False,
-                                       max_length=20000)
+class ReviewSaveSerializer(TextsSerializer):
     version = serializers.IntegerField(min_value=0)
     started_from = serializers.ChoiceField(choices=["report1", "report2", "blank"],
                                            required=False)

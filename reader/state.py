@@ -134,3 +134,48 @@ def require_role(user, trial: Trial, role: str) -> Membership:
     if roles_of(user, trial) or getattr(user, "is_superuser", False):
         raise PermissionDenied(f"Only a {Role(role).label.lower()} of this trial may do this.")
     raise Http404
+
+
+def rating_payload(rater_item) -> dict:
+    """What a rater is sent for one item: the image, the history, the reference where an
+    instrument needs it, the report(s) as "Report" or "Report A"/"Report B" (blinded text),
+    and the instruments with their levels. No case id, source, arm, reader or model."""
+    from . import instruments as inst
+    from .campaigns import shown_reports
+
+    item = rater_item.item
+    campaign = rater_item.campaign
+    specs = [inst.instrument(c, radpeer_variant=campaign.radpeer_variant)
+             for c in item.instruments]
+    reports = shown_reports(rater_item)
+    labels = ["Report"] if len(reports) == 1 else ["Report A", "Report B"]
+    case = case_payload(item.case)
+    case.pop("case_id")
+    rating = getattr(rater_item, "rating", None)
+    base = (f"/api/trials/{campaign.trial.slug}/rating/{campaign.pk}/items/"
+            f"{rater_item.code}/")
+    payload = {
+        "code": rater_item.code,
+        "position": rater_item.position,
+        "case": case,
+        "reports": [{"label": label, "findings": r.shown_findings,
+                     "impression": r.shown_impression} for label, r in zip(labels, reports,
+                                                                           strict=True)],
+        "instruments": [
+            {"code": s.code, "name": s.name, "question": s.question, "pair": s.pair,
+             "levels": [{"code": lv.code, "label": lv.label, "text": lv.text}
+                        for lv in s.levels],
+             **({"error_types": [{"code": c, "label": t} for c, t in inst.ERROR_TYPES]}
+                if s.code == inst.ERRORS else {})}
+            for s in specs],
+        "status": "submitted" if rating else "new",
+        "values": rating.values if rating else None,
+        "may_revise": bool(campaign.allow_revision),
+        "urls": {name: f"{base}{name}/" for name in ("open", "submit")},
+        "page": reverse("reader:rate-item", args=[campaign.trial.slug, campaign.pk,
+                                                  rater_item.code]),
+    }
+    if any(s.needs_reference for s in specs):
+        payload["reference"] = {"findings": item.reference_findings,
+                                "impression": item.reference_impression}
+    return payload

@@ -21,10 +21,24 @@ from .worklist import next_item, progress, worklist
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The signed-in person's trials and roles, with a link to each worklist."""
-    memberships = (
+    from .rating_api import worklist_payload
+    from .rating_models import Campaign
+
+    memberships = list(
         Membership.objects.filter(user=request.user).select_related("trial", "site")
         .order_by("trial__name", "role")
     )
+    # A rater's campaigns, by number only: campaign names may name an arm (blinding).
+    for member in memberships:
+        member.rating_campaigns = []
+        if member.role != Role.RATER:
+            continue
+        for campaign in (Campaign.objects.filter(raters=member)
+                         .exclude(status=Campaign.Status.DRAFT).order_by("pk")):
+            listing = worklist_payload(member, campaign)
+            member.rating_campaigns.append({"pk": campaign.pk, "open": campaign.status
+                                            == Campaign.Status.OPEN, "done": listing["done"],
+                                            "total": listing["total"]})
     return render(request, "reader/home.html", {"memberships": memberships})
 
 
@@ -101,3 +115,48 @@ def review_page(request: HttpRequest, trial_slug: str, case_pk: int) -> HttpResp
         "trial": trial, "state": payload, "viewer_images": payload["case"]["images"],
         "signed": review.status == Review.Status.SIGNED, "next": upcoming,
     })
+
+
+@login_required
+def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> HttpResponse:
+    """A rater's items in their random order, with progress; ``n`` opens the next."""
+    from .rating_api import worklist_payload
+    from .rating_models import Campaign
+
+    trial = _trial(trial_slug)
+    rater = require_role(request.user, trial, Role.RATER)
+    found = Campaign.objects.filter(pk=campaign, trial=trial, raters=rater).exclude(
+        status=Campaign.Status.DRAFT).first()
+    if found is None:
+        raise Http404
+    return render(request, "reader/rating_list.html", {
+        "trial": trial, "campaign": found, "state": worklist_payload(rater, found)})
+
+
+@login_required
+def rating_item_page(request: HttpRequest, trial_slug: str, campaign: int,
+                     code: str) -> HttpResponse:
+    """One item: image, history, reference, report(s), the instruments' scales."""
+    from . import campaigns as rating_svc
+    from .rating_api import rater_items, worklist_payload
+    from .rating_models import Campaign
+    from .state import rating_payload
+
+    trial = _trial(trial_slug)
+    rater = require_role(request.user, trial, Role.RATER)
+    found = Campaign.objects.filter(pk=campaign, trial=trial, raters=rater).exclude(
+        status=Campaign.Status.DRAFT).first()
+    if found is None:
+        raise Http404
+    rater_item = rater_items(rater, found).filter(code=code).first()
+    if rater_item is None:
+        raise Http404
+    if found.status == Campaign.Status.OPEN and not hasattr(rater_item, "rating"):
+        rater_item = rating_svc.open_item(rater_item)
+    payload = rating_payload(rater_item)
+    listing = worklist_payload(rater, found)
+    upcoming = next((i["code"] for i in listing["items"]
+                     if i["status"] != "submitted" and i["code"] != code), None)
+    return render(request, "reader/rating_item.html", {
+        "trial": trial, "campaign": found, "state": payload, "list": listing,
+        "viewer_images": payload["case"]["images"], "next": upcoming})
