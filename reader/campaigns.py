@@ -188,7 +188,27 @@ def _prospective_case(campaign: Campaign, case: Case, names: set[str]) -> list[I
     return _items_for(campaign, case, reports, reference, pairs)
 
 
+def _worker_drafts(campaign: Campaign, names: set[str]) -> None:
+    """Retrospective with ``include_ai_alone``: the draft worker's finished drafts of the cases
+    with a published report become sources too, one per endpoint (``model:<endpoint>``)."""
+    from trial.models import Draft
+
+    cases = campaign.reports.filter(source=RatedReport.PUBLISHED).values("case")
+    have = set(campaign.reports.values_list("case", "source"))
+    drafts = (Draft.objects.filter(case__in=cases, status=Draft.Status.DONE)
+              .select_related("endpoint", "case").order_by("case", "endpoint", "-finished_at"))
+    for draft in drafts:
+        source = f"model:{draft.endpoint.name}"[:60]
+        if (draft.case_id, source) in have:
+            continue
+        have.add((draft.case_id, source))
+        make_report(campaign, draft.case, source, draft.findings, draft.impression,
+                    names=names, draft=draft)
+
+
 def _retrospective(campaign: Campaign, names: set[str]) -> list[Item]:
+    if campaign.include_ai_alone:
+        _worker_drafts(campaign, names)
     by_case: dict[int, dict[str, RatedReport]] = defaultdict(dict)
     for report in campaign.reports.select_related("case"):
         by_case[report.case_id][report.source] = report

@@ -53,7 +53,9 @@ class Campaign(models.Model):
     allow_revision = models.BooleanField(
         default=False, help_text="Raters may change a submitted rating (every change audited).")
     include_ai_alone = models.BooleanField(
-        default=False, help_text="Prospective: also rate the AI draft alone, as a third report.")
+        default=False, help_text="Prospective: also rate the AI draft alone, as a third report. "
+        "Retrospective: also rate the draft worker's outputs of the cases (one source per "
+        "model endpoint).")
     seed = models.BigIntegerField(default=_seed, help_text="Seed of the orders and sides.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     raters = models.ManyToManyField(Membership, related_name="campaigns", blank=True,

@@ -168,3 +168,26 @@ def test_a_file_without_a_published_report_imports_but_does_not_build(campaign):
     with pytest.raises(svc.CampaignError, match="published"):
         svc.build(campaign)
     assert not campaign.items.exists()
+
+
+def test_retrospective_with_worker_drafts_rates_them_as_a_source(campaign):
+    """include_ai_alone on a retrospective campaign: the draft worker's done drafts of the
+    cases with a published report become a source named after their endpoint."""
+    from trial.models import Case, Draft, ModelEndpoint
+
+    endpoint = ModelEndpoint.objects.create(trial=campaign.trial, name="Osprey endpoint",
+                                            backend=ModelEndpoint.Backend.DEMO)
+    case = Case.objects.get(trial=campaign.trial, case_id="R001")
+    Draft.objects.create(case=case, endpoint=endpoint, fingerprint=endpoint.fingerprint,
+                         config=endpoint.config(), backend=endpoint.backend,
+                         status=Draft.Status.DONE, findings="Worker findings.",
+                         impression="Worker impression.", queued_at=case.created_at)
+    campaign.include_ai_alone = True
+    campaign.save()
+    import_reports(campaign, rows("R001,published,Published findings.,Normal."))
+    svc.build(campaign)
+    report = campaign.reports.get(source="model:Osprey endpoint")
+    assert report.draft is not None and report.shown_findings == "Worker findings."
+    pair = campaign.items.get(kind=Item.Kind.PAIR, report=report)
+    assert pair.other.source == "published"
+    assert pair.instruments == [inst.PREFERENCE, inst.SOURCE_ID]
