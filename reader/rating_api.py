@@ -35,6 +35,15 @@ class RatingSubmitSerializer(serializers.Serializer):
                                    "pairs, counts by error type for errors.")
 
 
+def rater_campaign(rater: Membership, trial, pk: int) -> Campaign:
+    """The rater's campaign ``pk`` of ``trial``; 404 if they are not in it or it is a draft."""
+    campaign = Campaign.objects.filter(pk=pk, trial=trial, raters=rater).exclude(
+        status=Campaign.Status.DRAFT).first()
+    if campaign is None:
+        raise Http404
+    return campaign
+
+
 def rater_items(rater: Membership, campaign: Campaign):
     return (RaterItem.objects.filter(rater=rater, campaign=campaign)
             .select_related("rating").order_by("position"))
@@ -57,12 +66,7 @@ class RaterView(TrialScopedMixin, APIView):
         return require_role(self.request.user, self.get_trial(), Role.RATER)
 
     def campaign(self) -> Campaign:
-        campaign = Campaign.objects.filter(
-            pk=self.kwargs["campaign"], trial=self.get_trial(), raters=self.rater()
-        ).exclude(status=Campaign.Status.DRAFT).first()
-        if campaign is None:
-            raise Http404
-        return campaign
+        return rater_campaign(self.rater(), self.get_trial(), self.kwargs["campaign"])
 
     def rater_item(self) -> RaterItem:
         found = rater_items(self.rater(), self.campaign()).filter(

@@ -10,11 +10,14 @@ from django.shortcuts import get_object_or_404, render
 
 from trial.models import Membership, Role, Trial
 
+from . import campaigns as rating_svc
 from . import reading as svc
 from . import review as review_svc
 from .api import review_items
 from .models import Reading, Review
-from .state import assignment_at, reading_payload, require_role, review_payload
+from .rating_api import rater_campaign, rater_items, worklist_payload
+from .rating_models import Campaign
+from .state import assignment_at, rating_payload, reading_payload, require_role, review_payload
 from .worklist import next_item, progress, worklist
 
 
@@ -120,15 +123,9 @@ def review_page(request: HttpRequest, trial_slug: str, case_pk: int) -> HttpResp
 @login_required
 def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> HttpResponse:
     """A rater's items in their random order, with progress; ``n`` opens the next."""
-    from .rating_api import worklist_payload
-    from .rating_models import Campaign
-
     trial = _trial(trial_slug)
     rater = require_role(request.user, trial, Role.RATER)
-    found = Campaign.objects.filter(pk=campaign, trial=trial, raters=rater).exclude(
-        status=Campaign.Status.DRAFT).first()
-    if found is None:
-        raise Http404
+    found = rater_campaign(rater, trial, campaign)
     return render(request, "reader/rating_list.html", {
         "trial": trial, "campaign": found, "state": worklist_payload(rater, found)})
 
@@ -137,17 +134,9 @@ def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> Ht
 def rating_item_page(request: HttpRequest, trial_slug: str, campaign: int,
                      code: str) -> HttpResponse:
     """One item: image, history, reference, report(s), the instruments' scales."""
-    from . import campaigns as rating_svc
-    from .rating_api import rater_items, worklist_payload
-    from .rating_models import Campaign
-    from .state import rating_payload
-
     trial = _trial(trial_slug)
     rater = require_role(request.user, trial, Role.RATER)
-    found = Campaign.objects.filter(pk=campaign, trial=trial, raters=rater).exclude(
-        status=Campaign.Status.DRAFT).first()
-    if found is None:
-        raise Http404
+    found = rater_campaign(rater, trial, campaign)
     rater_item = rater_items(rater, found).filter(code=code).first()
     if rater_item is None:
         raise Http404

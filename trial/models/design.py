@@ -44,7 +44,10 @@ class Trial(models.Model):
         LOCKED = "locked", "Locked"
 
     name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=60, unique=True)
+    slug = models.SlugField(
+        max_length=60, unique=True,
+        help_text="The trial's address in every URL, including those blinded raters see: "
+                  "keep model, arm and source names out of it (e.g. 'cxr-2026').")
     registry_id = models.CharField(
         max_length=40,
         blank=True,
