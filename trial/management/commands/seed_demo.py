@@ -1,6 +1,9 @@
-"""``manage.py seed_demo``: build the demo trial (synthetic images) and print the logins."""
+"""``manage.py seed_demo``: build the demo trial (synthetic images), simulate part of its
+readings, reviews and ratings (``--no-simulate`` to skip), and print the logins."""
 
 from __future__ import annotations
+
+import argparse
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -8,7 +11,8 @@ from trial.demo import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_l
 
 
 class Command(BaseCommand):
-    help = "Create the demo trial: 3 sites, 6 randomised readers, 30 synthetic cases, assigned."
+    help = ("Create the demo trial: 3 sites, 6 randomised readers, 30 synthetic cases, assigned, "
+            "two thirds of them read, reviewed and rated by simulation.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--cases", type=int, default=30, help="Enrolled cases (default 30).")
@@ -16,6 +20,15 @@ class Command(BaseCommand):
             "--excluded", type=int, default=2, help="Extra screened cases excluded (default 2)."
         )
         parser.add_argument("--seed", type=int, default=2025, help="Randomisation seed.")
+        parser.add_argument(
+            "--simulate", action=argparse.BooleanOptionalAction, default=True,
+            help="Simulate readings, senior reviews and ratings of part of the cases, so the "
+                 "demo has results to analyse and reports to rate (default on).",
+        )
+        parser.add_argument(
+            "--simulate-fraction", type=float, default=2 / 3,
+            help="Share of the cases simulated (default 2/3: the rest is left to read).",
+        )
         parser.add_argument(
             "--if-missing",
             action="store_true",
@@ -38,7 +51,20 @@ class Command(BaseCommand):
                 cases=options["cases"], excluded=options["excluded"], seed=options["seed"]
             )
             self.stdout.write(self.style.SUCCESS("Demo trial created."))
+            if options["simulate"]:
+                self._simulate(options["seed"], options["simulate_fraction"])
         self._print_logins()
+
+    def _simulate(self, seed: int, fraction: float) -> None:
+        """Simulated readings, reviews and ratings (``analysis.simulate``) of some cases."""
+        from analysis.simulate import simulate_trial
+        from trial.models import Trial
+
+        self.stdout.write("Simulating readings, reviews and ratings (synthetic)...")
+        summary = simulate_trial(Trial.objects.get(slug=DEMO_SLUG), seed=seed,
+                                 fraction=fraction, sign_fraction=0.9)
+        for line in summary.lines():
+            self.stdout.write(f"  {line}")
 
     def _print_logins(self) -> None:
         self.stdout.write("")
