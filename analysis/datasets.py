@@ -8,6 +8,9 @@ the source of the report they chose, through the sides stored for that rater.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import pandas as pd
 
 from reader.campaigns import shown_reports
@@ -109,3 +112,207 @@ def readings(trial: Trial) -> pd.DataFrame:
             "edit_distance_from_draft": from_draft, "senior_edit_distance": distance,
         })
     return pd.DataFrame(rows, columns=READING_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Cases and the CONSORT flow
+# --------------------------------------------------------------------------------------------
+
+CASE_COLUMNS = [
+    "trial", "case", "site", "status", "exclusion_reason", "age", "age_class", "sex",
+    "enrolled", "n_readings_submitted", "n_findings_max", "complex_case",
+]
+
+
+def age_class(age: object) -> str | None:
+    """PROTOCOL.md's baseline classes: <18, 18-60, >60 (None when the age is unknown)."""
+    if age is None or (isinstance(age, float) and age != age):
+        return None
+    years = float(age)  # type: ignore[arg-type]
+    return "<18" if years < 18 else ("18-60" if years <= 60 else ">60")
+
+
+def cases(trial: Trial) -> pd.DataFrame:
+    """One row per screened case, with its baseline data and a derived complex-case flag.
+
+    No reference labels are stored (the senior signs text), so ``complex_case`` is derived from
+    the readings: a case is complex when any submitted reading ticked >= 3 findings other than
+    "No Finding" (``n_findings_max``); the flag is missing for cases not read yet.
+    """
+    from trial.models import Case
+
+    ticked: dict[int, list[int]] = {}
+    for case_pk, labels in (Reading.objects
+                            .filter(assignment__case__trial=trial,
+                                    status=Reading.Status.SUBMITTED)
+                            .values_list("assignment__case_id", "labels")):
+        ticked.setdefault(case_pk, []).append(
+            len([label for label in (labels or []) if label != NO_FINDING]))
+    rows = []
+    for case in (Case.objects.filter(trial=trial).select_related("site")
+                 .order_by("case_id")):
+        counts = ticked.get(case.pk, [])
+        n_max = max(counts) if counts else None
+        rows.append({
+            "trial": trial.slug, "case": case.case_id, "site": case.site.code,
+            "status": case.status, "exclusion_reason": case.exclusion_reason or None,
+            "age": case.age, "age_class": age_class(case.age), "sex": case.sex,
+            "enrolled": case.status in (Case.Status.ENROLLED, Case.Status.WITHDRAWN)
+            or case.enrolled_at is not None,
+            "n_readings_submitted": len(counts), "n_findings_max": n_max,
+            "complex_case": None if n_max is None else n_max >= COMPLEX_AT,
+        })
+    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+
+
+def flow(trial: Trial) -> dict:
+    """CONSORT-style counts (screened, excluded by reason, enrolled, read per arm, rated)."""
+    from analysis.summary import flow_counts
+
+    return flow_counts(cases(trial), readings(trial), ratings(trial))
+
+
+# --------------------------------------------------------------------------------------------
+# Exports: CSV, XLSX with a data dictionary, and a long format for R
+# --------------------------------------------------------------------------------------------
+
+LONG_COLUMNS = ["trial", "campaign", "case", "site", "source", "arm", "reader", "rater",
+                "instrument", "value", "answer"]
+
+_COMMON = {
+    "trial": ("text", "Trial slug."),
+    "campaign": ("integer", "Rating campaign id (empty for readings)."),
+    "case": ("text", "Pseudonymous case id."),
+    "site": ("text", "Site code."),
+    "arm": ("text", "Arm of the reading: ai_assisted or scp (empty for model-only or "
+                    "imported reports and for pairs)."),
+    "reader": ("text", "Username of the junior reader who wrote the report (empty when not a "
+                       "reading)."),
+    "rater": ("text", "Username of the expert rater."),
+    "instrument": ("text", "Rating instrument: likert, radpeer, acceptability, preference, "
+                           "source_id, errors.<type>.<significance>; in the long format also "
+                           "reading_seconds and active_seconds."),
+    "source": ("text", "Who wrote the rated report: ai_assisted, scp, ai_alone, published, or "
+                       "an imported source's name."),
+}
+
+#: Every column of every exported table: (type, meaning). The data dictionary sheet.
+DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
+    "ratings": {
+        **{c: _COMMON[c] for c in ("trial", "campaign", "case", "site", "arm", "reader",
+                                   "rater", "instrument", "source")},
+        "campaign_kind": ("text", "prospective or retrospective."),
+        "item_code": ("text", "The rater's opaque item code."),
+        "item_kind": ("text", "single (one report) or pair (two reports side by side)."),
+        "other_source": ("text", "Pairs: the source of the second report."),
+        "answer": ("text", "The answer as the rater gave it (A/B for pairs, level codes)."),
+        "value": ("number or text", "Numeric score where the answer is a number; for pairs the "
+                                    "source of the report the rater chose."),
+        "seconds": ("number", "Seconds the rater spent on the item (server clock)."),
+    },
+    "readings": {
+        **{c: _COMMON[c] for c in ("trial", "case", "site", "arm", "reader")},
+        "status": ("text", "Reading status (open, submitted ...)."),
+        "reading_seconds": ("number", "Reading time: first look at the CXR to report "
+                                      "submitted, seconds."),
+        "active_seconds": ("number", "Reading time with idle gaps removed, seconds."),
+        "gap_seconds": ("number", "Idle time removed from the reading time, seconds."),
+        "findings_ticked": ("text", "CheXpert findings the reader ticked, ';'-separated."),
+        "n_findings": ("integer", "Number of findings ticked other than No Finding."),
+        "complex_case": ("boolean", "This reading ticked >= 3 findings."),
+        "draft_used": ("boolean", "The editor started from the AI draft."),
+        "edit_distance_from_draft": ("integer", "Characters changed from the AI draft to the "
+                                                "submitted report."),
+        "senior_edit_distance": ("integer", "Characters the senior changed from this report to "
+                                            "the signed report."),
+    },
+    "cases": {
+        **{c: _COMMON[c] for c in ("trial", "case", "site")},
+        "status": ("text", "screened, excluded, enrolled or withdrawn."),
+        "exclusion_reason": ("text", "Why a screened case was excluded."),
+        "age": ("integer", "Age in years (90 = 90+)."),
+        "age_class": ("text", "<18, 18-60 or >60."),
+        "sex": ("text", "F, M, O (other) or U (unknown)."),
+        "enrolled": ("boolean", "The case was enrolled (withdrawn cases were enrolled first)."),
+        "n_readings_submitted": ("integer", "Submitted readings of the case."),
+        "n_findings_max": ("integer", "Most findings (other than No Finding) ticked by any "
+                                      "reader of the case."),
+        "complex_case": ("boolean", "Complex case: n_findings_max >= 3 (no reference labels "
+                                    "are stored, so derived from the readings)."),
+    },
+    "long": {
+        **{c: _COMMON[c] for c in LONG_COLUMNS if c in _COMMON},
+        "value": ("number", "The observation as a number (empty when it is a category)."),
+        "answer": ("text", "The observation as text (categories: the chosen report's source, "
+                           "ACR RADPEER codes, acceptability letters)."),
+    },
+}
+
+
+def long_format(ratings_frame: pd.DataFrame, readings_frame: pd.DataFrame) -> pd.DataFrame:
+    """One observation per row (ratings, then reading times as instruments), for R's
+    ``read.csv``: numeric ``value`` where it is a number, ``answer`` as text always."""
+    r = ratings_frame
+    numeric = pd.to_numeric(r["value"], errors="coerce")
+    rated = pd.DataFrame({
+        "trial": r["trial"], "campaign": r["campaign"], "case": r["case"], "site": r["site"],
+        "source": r["source"], "arm": r["arm"], "reader": r["reader"], "rater": r["rater"],
+        "instrument": r["instrument"], "value": numeric,
+        "answer": r["value"].where(numeric.isna(), r["answer"]).astype(object),
+    })
+    parts = [rated]
+    submitted = readings_frame[readings_frame["reading_seconds"].notna()]
+    for column in ("reading_seconds", "active_seconds"):
+        parts.append(pd.DataFrame({
+            "trial": submitted["trial"], "campaign": None, "case": submitted["case"],
+            "site": submitted["site"], "source": submitted["arm"], "arm": submitted["arm"],
+            "reader": submitted["reader"], "rater": None, "instrument": column,
+            "value": pd.to_numeric(submitted[column], errors="coerce"), "answer": None,
+        }))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[LONG_COLUMNS]
+
+
+def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per column of every table exported: table, column, type, description."""
+    rows = []
+    for table, frame in frames.items():
+        known = DATA_DICTIONARY.get(table, {})
+        for column in frame.columns:
+            kind, text = known.get(column, ("", "(not documented)"))
+            rows.append({"table": table, "column": column, "type": kind,
+                         "description": text})
+    return pd.DataFrame(rows, columns=["table", "column", "type", "description"])
+
+
+def export_csv(frames: dict[str, pd.DataFrame], directory: Path | str) -> list[Path]:
+    """Write each table as ``<name>.csv`` plus ``data_dictionary.csv``; returns the paths
+    in the written order (that order is also the data snapshot's hash order)."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in frames.items():
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index=False, lineterminator="\n")
+        written.append(path)
+    path = folder / "data_dictionary.csv"
+    data_dictionary(frames).to_csv(path, index=False, lineterminator="\n")
+    written.append(path)
+    return written
+
+
+def export_xlsx(frames: dict[str, pd.DataFrame], path: Path | str | BinaryIO) -> None:
+    """One sheet per table and a "data dictionary" sheet describing every column."""
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, frame in frames.items():
+            frame.to_excel(writer, sheet_name=name[:31], index=False)
+        data_dictionary(frames).to_excel(writer, sheet_name="data dictionary", index=False)
+
+
+def export_frames(trial: Trial) -> dict[str, pd.DataFrame]:
+    """The tidy tables of a trial, in the fixed export order: cases, readings, ratings, long."""
+    rating_rows, reading_rows = ratings(trial), readings(trial)
+    return {"cases": cases(trial), "readings": reading_rows, "ratings": rating_rows,
+            "long": long_format(rating_rows, reading_rows)}

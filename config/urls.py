@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/", include("trial.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("analysis/", include("analysis.urls")),
     path("", include("reader.urls")),
 ]

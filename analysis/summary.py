@@ -1,0 +1,460 @@
+"""Every number of the trial report, from the tidy tables, as one JSON-serialisable dict.
+
+Pure (no Django): it takes the DataFrames of ``analysis.datasets`` (or simulated ones with the
+same columns) and calls ``analysis.stats`` only, so the report, the statistician's page, the
+benchmark and a notebook all get the same numbers. A statistic the data cannot define yet
+(no ratings, one arm, one rater ...) becomes ``{"available": False, "reason": ...}`` instead
+of an exception, so a report can be built at any point of the trial.
+
+Conventions (written into ``notes`` as well):
+
+* Quality = instrument ``likert``, agreement = ``radpeer``; only the numeric 1-5 RADPEER
+  (the reference trial's variant, 5 best) enters the means. Campaigns using ACR RADPEER 2016
+  (1 / 2a / 2b / 3a / 3b, 1 best) are left out of them: they are not on the same scale.
+* A report's score is the mean over its raters. Arms are compared over reports with the
+  independent t-test (as published), paired by case, and with the mixed model over rating
+  rows (reader, case and rater random effects). Differences are AI-assisted − SCP; reading
+  time differences are SCP − AI-assisted (the reduction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+
+AI, SCP = "ai_assisted", "scp"
+ARMS = (AI, SCP)
+QUALITY, AGREEMENT = "likert", "radpeer"
+OUTCOMES = {"quality": QUALITY, "agreement": AGREEMENT}
+PROSPECTIVE, RETROSPECTIVE = "prospective", "retrospective"
+HUMAN_SOURCES = {AI, SCP, "published"}
+# PROTOCOL.md's 14 CheXpert findings (a copy of reader.state.FINDINGS: this module is pure).
+FINDINGS = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
+    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
+    "Pleural Other", "Fracture", "Support Devices",
+)
+# Preference comparisons are oriented "A vs B" with A the first of these (then by name).
+_SOURCE_ORDER = {"ai_alone": 0, AI: 1, SCP: 3, "published": 4}
+
+NOTES = [
+    "Quality is the 5-point Likert score, agreement the RADPEER-based 1-5 score (5 best); only "
+    "numeric 1-5 RADPEER ratings enter the means (ACR RADPEER 2016 campaigns are left out).",
+    "A report's score is the mean of its raters' scores; t-tests compare reports (independent "
+    "as published, and paired by case); the mixed model uses every rating with reader, case "
+    "and rater random effects, the analysis that respects the clustering.",
+    "Differences are AI-assisted minus SCP; reading-time differences are SCP minus AI-assisted "
+    "(the reduction), % reduction = (SCP - AI) / SCP mean.",
+    "Preference: a case counts for A when a strict majority of its raters (3 of 5 as in the "
+    "reference trial) preferred A; cases with fewer raters than the most rated case are "
+    "dropped (counted); pooled-vote figures ignore clustering.",
+    "Complex case: any reader ticked >= 3 findings other than No Finding (no reference labels "
+    "are stored).",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers: unavailable entries and JSON-clean values
+# --------------------------------------------------------------------------------------------
+
+def unavailable(reason: str) -> dict[str, Any]:
+    """The entry for a number the data cannot give yet, with the reason shown in the report."""
+    return {"available": False, "reason": reason}
+
+
+def _attempt(compute: Callable[[], Any]) -> dict[str, Any]:
+    """``compute()`` as an available entry, or unavailable with the statistic's own reason."""
+    try:
+        result = compute()
+    except stats.StatsError as exc:
+        return unavailable(str(exc))
+    data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+    return {"available": True, **data}
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None, tuples lists, NumPy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
+
+
+# --------------------------------------------------------------------------------------------
+# Flow and baseline
+# --------------------------------------------------------------------------------------------
+
+def _submitted(readings: pd.DataFrame) -> pd.DataFrame:
+    return readings[readings["status"] == "submitted"]
+
+
+def flow_counts(cases: pd.DataFrame, readings: pd.DataFrame,
+                ratings: pd.DataFrame) -> dict[str, Any]:
+    """CONSORT-style counts: screened, excluded (by reason), enrolled, read and rated per arm."""
+    status = cases["status"] if len(cases) else pd.Series(dtype=object)
+    excluded = cases[status == "excluded"]
+    reasons = (excluded["exclusion_reason"].fillna("").replace("", "(no reason given)")
+               .value_counts().sort_index())
+    submitted = _submitted(readings)
+    read = {arm: int(submitted.loc[submitted["arm"] == arm, "case"].nunique()) for arm in ARMS}
+    per_case = submitted.groupby("case")["arm"].nunique() if len(submitted) else pd.Series()
+    prospective = ratings[(ratings["campaign_kind"] == PROSPECTIVE) & ratings["arm"].notna()]
+    rated = {arm: int(prospective.loc[prospective["arm"] == arm, "case"].nunique())
+             for arm in ARMS}
+    rated_cases = prospective.groupby("case")["arm"].nunique() if len(prospective) else (
+        pd.Series(dtype=int))
+    return {
+        "screened": len(cases),
+        "excluded": len(excluded),
+        "exclusion_reasons": {str(k): int(v) for k, v in reasons.items()},
+        "awaiting_screening": int((status == "screened").sum()),
+        "enrolled": int(cases["enrolled"].fillna(False).astype(bool).sum()) if len(cases) else 0,
+        "withdrawn": int((status == "withdrawn").sum()),
+        "read_per_arm": read,
+        "read_both_arms": int((per_case == 2).sum()),
+        "rated_per_arm": rated,
+        "rated_both_arms": int((rated_cases == 2).sum()),
+        "raters": int(ratings["rater"].nunique()),
+        "ratings": int(ratings[["item_code"]].drop_duplicates().shape[0]) if len(ratings) else 0,
+    }
+
+
+def _counts(series: pd.Series) -> dict[str, Any]:
+    total = int(series.notna().sum())
+    return {str(k): {"n": int(v), "percent": 100 * v / total if total else None}
+            for k, v in series.dropna().value_counts().sort_index().items()}
+
+
+def baseline(cases: pd.DataFrame, readings: pd.DataFrame) -> dict[str, Any]:
+    """The baseline table over enrolled cases: age, age classes, sex, sites, finding
+    prevalence (share of read cases where any reader ticked it)."""
+    enrolled = cases[cases["enrolled"].fillna(False).astype(bool)] if len(cases) else cases
+    if not len(enrolled):
+        return unavailable("no enrolled cases yet")
+    submitted = _submitted(readings)
+    submitted = submitted[submitted["case"].isin(set(enrolled["case"]))]
+    prevalence: dict[str, Any] = {}
+    n_read = int(submitted["case"].nunique())
+    if n_read:
+        ticks = _ticked(submitted)
+        for finding in FINDINGS:
+            cases_with = int(submitted.loc[ticks[finding], "case"].nunique())
+            prevalence[finding] = {"n": cases_with, "percent": 100 * cases_with / n_read}
+    return {
+        "available": True, "n": len(enrolled),
+        "age": _attempt(lambda: stats.describe(_numeric(enrolled["age"]))),
+        "age_classes": _counts(enrolled["age_class"]),
+        "sex": _counts(enrolled["sex"]),
+        "sites": _counts(enrolled["site"]),
+        "n_cases_read": n_read,
+        "finding_prevalence": prevalence if n_read else unavailable("no submitted readings"),
+    }
+
+
+def _ticked(readings: pd.DataFrame) -> dict[str, pd.Series]:
+    """For each finding, whether each reading ticked it."""
+    labels = readings["findings_ticked"].fillna("").astype(str).str.split(";")
+    sets = labels.map(set)
+    return {finding: sets.map(lambda s, f=finding: f in s).astype(bool) for finding in FINDINGS}
+
+
+# --------------------------------------------------------------------------------------------
+# Quality and agreement per arm
+# --------------------------------------------------------------------------------------------
+
+def _scored_rows(ratings: pd.DataFrame, instrument: str,
+                 acr_campaigns: set[Any]) -> tuple[pd.DataFrame, list[str]]:
+    """Numeric rating rows of one instrument, ACR RADPEER campaigns left out (with a note)."""
+    rows = ratings[ratings["instrument"] == instrument]
+    notes: list[str] = []
+    if instrument == AGREEMENT and len(rows):
+        answers = rows["answer"].astype(str)
+        acr = set(rows.loc[~answers.str.fullmatch(r"[1-5](\.0)?"), "campaign"]) | (
+            acr_campaigns & set(rows["campaign"]))
+        if acr:
+            rows = rows[~rows["campaign"].isin(acr)]
+            notes.append(f"campaign(s) {sorted(acr, key=str)} use ACR RADPEER 2016 codes; "
+                         "left out of the RADPEER means")
+    rows = rows.assign(value=_numeric(rows["value"]))
+    return rows[rows["value"].notna()], notes
+
+
+def _report_scores(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return rows.groupby(keys, as_index=False, sort=True)["value"].mean()
+
+
+def arm_outcome(rows: pd.DataFrame, *, mixed: bool) -> dict[str, Any]:
+    """Mean ± SD per arm of per-report scores; Student, Welch and paired t; the mixed model."""
+    rows = rows[rows["arm"].isin(ARMS)]
+    if not len(rows):
+        return unavailable("no ratings of the arms' reports yet")
+    scores = _report_scores(rows, ["case", "arm"])
+    by_arm = {arm: scores.loc[scores["arm"] == arm, "value"] for arm in ARMS}
+    result: dict[str, Any] = {
+        "available": True, "n_ratings": len(rows), "n_raters": int(rows["rater"].nunique()),
+        "per_arm": {arm: _attempt(lambda v=v: stats.describe(v)) for arm, v in by_arm.items()},
+    }
+    missing = [arm for arm, v in by_arm.items() if not len(v)]
+    if missing:
+        why = f"no rated reports in arm(s) {missing}"
+        for key in ("student", "welch", "paired", "mixed_model"):
+            result[key] = unavailable(why)
+        return result
+    result["student"] = _attempt(lambda: stats.compare_groups(by_arm[AI], by_arm[SCP]))
+    result["welch"] = _attempt(lambda: stats.compare_groups(by_arm[AI], by_arm[SCP],
+                                                            equal_var=False))
+    wide = scores.pivot(index="case", columns="arm", values="value").reindex(columns=list(ARMS))
+    both = wide.dropna()
+    result["paired"] = _attempt(lambda: stats.compare_groups(both[AI], both[SCP], paired=True))
+    if mixed:
+        result["mixed_model"] = _attempt(lambda: stats.mixed_model(
+            rows, "value", arm="arm", groups=("reader", "case", "rater"), reference=SCP))
+    else:
+        result["mixed_model"] = unavailable(
+            "mixed model not run (mixed=False: --no-mixed, or the page without ?mixed=1)")
+    return result
+
+
+def kendall_per_arm(rows: pd.DataFrame, key: str = "arm",
+                    levels: Iterable[str] = ARMS) -> dict[str, Any]:
+    """Kendall's W (raters x reports) for each arm or source, with its chi-square P."""
+    out = {}
+    for level in levels:
+        subset = rows[rows[key] == level]
+        if not len(subset):
+            out[level] = unavailable(f"no ratings for {level}")
+            continue
+        subset = subset.groupby(["rater", "case"], as_index=False)["value"].mean()
+        out[level] = _attempt(lambda s=subset: stats.kendalls_w(stats.ratings_matrix(s)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Preference and source identification
+# --------------------------------------------------------------------------------------------
+
+def _oriented(a: Any, b: Any) -> tuple[str, str]:
+    pair = sorted((str(a), str(b)), key=lambda s: (_SOURCE_ORDER.get(s, 2), s))
+    return pair[0], pair[1]
+
+
+def preference(ratings: pd.DataFrame) -> dict[str, Any]:
+    """Per comparison (A vs B): share of cases preferred by a majority of raters."""
+    rows = ratings[(ratings["instrument"] == "preference") & ratings["other_source"].notna()]
+    if not len(rows):
+        return unavailable("no preference ratings yet")
+    pairs = [_oriented(a, b) for a, b in zip(rows["source"], rows["other_source"], strict=True)]
+    rows = rows.assign(_a=[p[0] for p in pairs], _b=[p[1] for p in pairs])
+    out: dict[str, Any] = {"available": True, "comparisons": {}}
+    for (kind, a, b), group in rows.groupby(["campaign_kind", "_a", "_b"], sort=True):
+        votes = group.assign(vote=(group["value"].astype(str) == a).astype(float))
+        votes = votes.drop_duplicates(["rater", "case"], keep="last").sort_values(
+            ["case", "rater"])
+        # A case's raters may differ from another's (a case's pairs go to disjoint raters), so
+        # votes are matched within a case by slot, not by rater: slots x cases.
+        votes = votes.assign(slot=votes.groupby("case").cumcount())
+        matrix = votes.pivot(index="slot", columns="case", values="vote")
+        threshold = matrix.shape[0] // 2 + 1
+        entry = _attempt(lambda m=matrix, t=threshold: stats.majority_preference(m, threshold=t))
+        entry.update({"a": a, "b": b, "campaign_kind": kind})
+        out["comparisons"][f"{kind}: {a} vs {b}"] = entry
+    return out
+
+
+def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
+    """Confusion matrices of "which report did the model write?" per pair of sources.
+
+    Truth: of the two reports, the one whose source is not a human one (not ai_assisted, scp
+    or published) is model-written. Each answer labels the picked report "model" and the
+    other "human", so the 2 x 2 table over reports is [[correct, wrong], [wrong, correct]]
+    (rows: actually model / human; columns: called model / human)."""
+    rows = ratings[(ratings["instrument"] == "source_id") & ratings["other_source"].notna()]
+    if not len(rows):
+        return unavailable("no source-identification ratings")
+    out: dict[str, Any] = {"available": True, "comparisons": {}}
+    keyed = rows.assign(_pair=[_oriented(a, b) for a, b in zip(rows["source"],
+                                                               rows["other_source"],
+                                                               strict=True)])
+    for (kind, pair), group in keyed.groupby(["campaign_kind", "_pair"], sort=True):
+        model = [s for s in pair if s not in HUMAN_SOURCES]
+        key = f"{kind}: {pair[0]} vs {pair[1]}"
+        if len(model) != 1:
+            out["comparisons"][key] = unavailable(
+                "exactly one of the two reports must be model-written to score the answers")
+            continue
+        picks = group["value"].astype(str)
+        correct = int((picks == model[0]).sum())
+        n = len(group)
+        entry = {"available": True, "campaign_kind": kind, "model_source": model[0],
+                 "other_source": pair[1] if pair[0] == model[0] else pair[0],
+                 "labels": ["model-written", "human-written"],
+                 "matrix": [[correct, n - correct], [n - correct, correct]],
+                 "n_answers": n, "correct": correct,
+                 "accuracy": _attempt(lambda c=correct, t=n: stats.proportion_ci(c, t)),
+                 "p_vs_chance": stats.binomial_test(correct, n) if n else None}
+        per_rater = group.assign(ok=(picks == model[0])).groupby("rater")["ok"].mean()
+        entry["accuracy_per_rater"] = {str(k): float(v) for k, v in per_rater.items()}
+        out["comparisons"][key] = entry
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reading time and positive rates
+# --------------------------------------------------------------------------------------------
+
+def _time_comparison(times: pd.DataFrame, column: str) -> dict[str, Any]:
+    by_arm = {arm: _numeric(times.loc[times["arm"] == arm, column]).dropna() for arm in ARMS}
+    out: dict[str, Any] = {
+        "available": True,
+        "per_arm": {arm: _attempt(lambda v=v: stats.describe(v)) for arm, v in by_arm.items()},
+    }
+    student = _attempt(lambda: stats.compare_groups(by_arm[SCP], by_arm[AI]))
+    out["student"] = student
+    out["welch"] = _attempt(lambda: stats.compare_groups(by_arm[SCP], by_arm[AI],
+                                                         equal_var=False))
+    wide = (times.assign(_t=_numeric(times[column]))
+            .pivot_table(index="case", columns="arm", values="_t", aggfunc="mean")
+            .reindex(columns=list(ARMS)).dropna())
+    out["paired"] = _attempt(lambda: stats.compare_groups(wide[SCP], wide[AI], paired=True))
+    if student["available"] and student["mean_a"]:
+        out["reduction_seconds"] = student["difference"]
+        out["reduction_percent"] = 100 * student["difference"] / student["mean_a"]
+    else:
+        out["reduction_percent"] = None
+        out["reduction_note"] = "not available: " + student.get("reason", "SCP mean is 0")
+    return out
+
+
+def reading_time(readings: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
+    """Reading time per arm, SCP − AI with CI and P, % reduction; overall and complex cases."""
+    times = _submitted(readings)
+    times = times[times["reading_seconds"].notna()]
+    if not len(times):
+        return unavailable("no submitted readings yet")
+    complex_cases = set()
+    if len(cases) and cases["complex_case"].notna().any():
+        complex_cases = set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
+    else:
+        complex_cases = set(times.loc[times["complex_case"].astype(bool), "case"])
+    subset = times[times["case"].isin(complex_cases)]
+    return {
+        "available": True,
+        "overall": _time_comparison(times, "reading_seconds"),
+        "complex_cases": (_time_comparison(subset, "reading_seconds") if len(subset)
+                          else unavailable("no complex cases read yet")),
+        "n_complex_cases": len(complex_cases),
+        "active_time": _time_comparison(times, "active_seconds"),
+    }
+
+
+def positive_rates(readings: pd.DataFrame) -> dict[str, Any]:
+    """Each finding's positive rate per arm (AI − SCP) with chi-square and Fisher P."""
+    submitted = _submitted(readings)
+    n = {arm: int((submitted["arm"] == arm).sum()) for arm in ARMS}
+    if not all(n.values()):
+        return unavailable(f"needs submitted readings in both arms (have {n})")
+    ticks = _ticked(submitted)
+    out: dict[str, Any] = {"available": True, "n_readings": n, "findings": {}}
+    is_arm = {arm: (submitted["arm"] == arm).to_numpy() for arm in ARMS}
+    for finding in FINDINGS:
+        ticked = ticks[finding].to_numpy()
+        x = {arm: int((ticked & is_arm[arm]).sum()) for arm in ARMS}
+        out["findings"][finding] = _attempt(
+            lambda x=x: stats.compare_proportions(x[AI], n[AI], x[SCP], n[SCP]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Retrospective campaigns
+# --------------------------------------------------------------------------------------------
+
+def retrospective(ratings: pd.DataFrame, acr_campaigns: set[Any]) -> dict[str, Any]:
+    """Per source mean ± SD and Kendall's W, one-way ANOVA (Fisher and Welch) across sources."""
+    retro = ratings[ratings["campaign_kind"] == RETROSPECTIVE]
+    if not len(retro):
+        return unavailable("no retrospective campaign ratings")
+    out: dict[str, Any] = {"available": True}
+    for name, instrument in OUTCOMES.items():
+        rows, notes = _scored_rows(retro, instrument, acr_campaigns)
+        rows = rows[rows["item_kind"] == "single"]
+        if not len(rows):
+            out[name] = unavailable(f"no numeric {instrument} ratings")
+            continue
+        scores = _report_scores(rows, ["case", "source"])
+        sources = sorted(scores["source"].unique(), key=str)
+        groups = [scores.loc[scores["source"] == s, "value"] for s in sources]
+        out[name] = {
+            "available": True, "sources": sources, "notes": notes,
+            "per_source": {s: _attempt(lambda g=g: stats.describe(g))
+                           for s, g in zip(sources, groups, strict=True)},
+            "anova": _attempt(lambda g=groups: stats.one_way_anova(*g)),
+            "welch_anova": _attempt(lambda g=groups: stats.one_way_anova(*g, welch=True)),
+            "kendall": kendall_per_arm(rows, key="source", levels=sources),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The whole summary
+# --------------------------------------------------------------------------------------------
+
+def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame, *,
+              mixed: bool = True, acr_campaigns: Iterable[Any] = ()) -> dict[str, Any]:
+    """Every number of the report (JSON-serialisable; NaN never appears, None with a note).
+
+    ``acr_campaigns``: campaigns whose RADPEER uses ACR 2016 codes (left out of the means;
+    campaigns with any non-numeric RADPEER answer are detected anyway).
+    """
+    acr = set(acr_campaigns)
+    prospective = ratings[ratings["campaign_kind"] == PROSPECTIVE]
+    outcomes: dict[str, Any] = {}
+    kendall: dict[str, Any] = {}
+    for name, instrument in OUTCOMES.items():
+        rows, notes = _scored_rows(prospective, instrument, acr)
+        rows = rows[rows["item_kind"] == "single"]
+        entry = arm_outcome(rows, mixed=mixed)
+        entry["instrument"] = instrument
+        if notes:
+            entry["notes"] = notes
+        by_source = _report_scores(rows, ["case", "source"]) if len(rows) else rows
+        if len(rows):
+            entry["per_source"] = {
+                str(s): _attempt(lambda g=g: stats.describe(g["value"]))
+                for s, g in by_source.groupby("source", sort=True)}
+        outcomes[name] = entry
+        armed = rows[rows["arm"].isin(ARMS)]
+        kendall[name] = (kendall_per_arm(armed) if len(armed)
+                         else unavailable(f"no {instrument} ratings of the arms yet"))
+    summary = {
+        "notes": NOTES,
+        "counts": {"ratings_rows": len(ratings), "readings": len(readings),
+                   "cases": len(cases), "raters": int(ratings["rater"].nunique()),
+                   "readers": int(readings["reader"].nunique())},
+        "flow": flow_counts(cases, readings, ratings),
+        "baseline": baseline(cases, readings),
+        "outcomes": outcomes,
+        "kendall": kendall,
+        "preference": preference(ratings),
+        "reading_time": reading_time(readings, cases),
+        "positive_rates": positive_rates(readings),
+        "retrospective": retrospective(ratings, acr),
+        "source_identification": source_identification(ratings),
+    }
+    return clean(summary)

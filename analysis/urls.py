@@ -1,0 +1,13 @@
+"""The statistician's analysis pages (included at ``analysis/`` by the root URLconf)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "analysis"
+urlpatterns = [
+    path("<slug:trial_slug>/", views.report_page, name="report"),
+    path("<slug:trial_slug>/export.xlsx", views.export_xlsx, name="export-xlsx"),
+    path("<slug:trial_slug>/export.csv.zip", views.export_csv_zip, name="export-csv"),
+    path("<slug:trial_slug>/report.pdf", views.report_pdf, name="report-pdf"),
+]

@@ -1,0 +1,94 @@
+"""The statistician's page: the same report as ``manage.py analyze``, and its downloads.
+
+Open to the trial's statisticians and coordinators (and superusers): 404 to people with no
+role in the trial (its existence is not disclosed), 403 to its other roles. The mixed model
+is slow on large trials (tens of seconds), so the page runs it only when asked (``?mixed=1``).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+
+from analysis import datasets
+from analysis.report import build_context, csv_bytes, render_html, render_pdf
+from trial.models import Role, Trial
+from trial.permissions import roles_of
+
+ALLOWED = {Role.STATISTICIAN, Role.COORDINATOR}
+
+
+def analysis_trial(user, slug: str) -> Trial:
+    """The trial if ``user`` may see its analysis: 404 to non-members, 403 to other roles."""
+    trial = get_object_or_404(Trial, slug=slug)
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return trial
+    roles = roles_of(user, trial)
+    if roles & ALLOWED:
+        return trial
+    if roles:
+        raise PermissionDenied("Only a statistician or coordinator of this trial may see its "
+                               "analysis.")
+    raise Http404
+
+
+@login_required
+def report_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
+    """The report in the browser (figures embedded), with links to the exports."""
+    trial = analysis_trial(request.user, trial_slug)
+    mixed = request.GET.get("mixed") == "1"
+    context = build_context(trial, figures=True, mixed=mixed)
+    here = reverse("analysis:report", args=[trial.slug])
+    context["links"] = [
+        {"url": reverse("analysis:export-xlsx", args=[trial.slug]), "label": "Data (XLSX)"},
+        {"url": reverse("analysis:export-csv", args=[trial.slug]), "label": "Data (CSV zip)"},
+        {"url": reverse("analysis:report-pdf", args=[trial.slug]), "label": "Report (PDF)"},
+        {"url": here if mixed else f"{here}?mixed=1",
+         "label": "Without the mixed model" if mixed else "Include the mixed model (slow)"},
+    ]
+    return HttpResponse(render_html(context, request))
+
+
+def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def export_xlsx(request: HttpRequest, trial_slug: str) -> HttpResponse:
+    """The tidy tables and their data dictionary as one workbook."""
+    trial = analysis_trial(request.user, trial_slug)
+    buffer = io.BytesIO()
+    datasets.export_xlsx(datasets.export_frames(trial), buffer)
+    return _download(buffer.getvalue(), "application/vnd.openxmlformats-officedocument."
+                     "spreadsheetml.sheet", f"{trial.slug}-data.xlsx")
+
+
+@login_required
+def export_csv_zip(request: HttpRequest, trial_slug: str) -> HttpResponse:
+    """The tidy CSVs (the ones the snapshot hash is over) and data_dictionary.csv, zipped."""
+    trial = analysis_trial(request.user, trial_slug)
+    frames = datasets.export_frames(trial)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, frame in frames.items():
+            archive.writestr(f"{name}.csv", csv_bytes(frame))
+        archive.writestr("data_dictionary.csv", csv_bytes(datasets.data_dictionary(frames)))
+    return _download(buffer.getvalue(), "application/zip", f"{trial.slug}-data.zip")
+
+
+@login_required
+def report_pdf(request: HttpRequest, trial_slug: str) -> HttpResponse:
+    """The PDF report (without the mixed model unless ``?mixed=1``)."""
+    trial = analysis_trial(request.user, trial_slug)
+    context = build_context(trial, figures=True, mixed=request.GET.get("mixed") == "1")
+    buffer = io.BytesIO()
+    render_pdf(context, buffer)
+    return _download(buffer.getvalue(), "application/pdf", f"{trial.slug}-report.pdf")
