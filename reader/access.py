@@ -7,19 +7,18 @@ campaign; the trial's coordinators (and superusers) all. Statisticians are not g
 
 from __future__ import annotations
 
-from trial.models import Assignment, Image, Membership, Role
-from trial.permissions import has_role
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
-from .models import Review
+from trial.models import Assignment, Image, Membership, Role
+from trial.permissions import has_role, is_superuser, roles_of
+
 from .rating_models import Campaign, RaterItem
+from .review import reviewable_cases
 
 
 def senior_may_see(senior: Membership, case_id: int) -> bool:
-    """The case is (or was) in this senior's review queue."""
-    from .review import reviewable_cases
-
-    if Review.objects.filter(case_id=case_id, senior=senior).exists():
-        return True
+    """The case is ready for this senior's review, or theirs (``reviewable_cases`` has both)."""
     return reviewable_cases(senior).filter(pk=case_id).exists()
 
 
@@ -35,5 +34,17 @@ def can_view_image(user, image: Image) -> bool:
     if RaterItem.objects.filter(item__case_id=case.pk, rater__user=user).exclude(
             campaign__status=Campaign.Status.DRAFT).exists():
         return True
-    seniors = Membership.objects.filter(user=user, trial_id=case.trial_id, role=Role.SENIOR)
-    return any(senior_may_see(senior, case.pk) for senior in seniors)
+    senior = Membership.objects.filter(user=user, trial_id=case.trial_id,
+                                       role=Role.SENIOR).first()  # one per role and trial
+    return senior is not None and senior_may_see(senior, case.pk)
+
+
+def viewable_image(user, pk: int) -> Image:
+    """The image ``pk`` if ``user`` may see it; Http404 for strangers, PermissionDenied else."""
+    image = Image.objects.select_related("case").filter(pk=pk).first()
+    if image is not None and can_view_image(user, image):
+        return image
+    # Refused: say so only to members of the image's trial.
+    if image is None or not (is_superuser(user) or roles_of(user, image.case.trial_id)):
+        raise Http404("No such image.")
+    raise PermissionDenied("You may not see this image.")

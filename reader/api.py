@@ -21,8 +21,9 @@ from trial.models import Case, Membership, Role
 
 from . import reading as svc
 from . import review as review_svc
+from .instruments import FINDINGS
 from .models import Reading, Review
-from .state import FINDINGS, assignment_at, reading_payload, require_role, review_payload
+from .state import assignment_at, reading_payload, require_role, review_payload
 from .worklist import next_item, progress, worklist
 
 STATE = inline_serializer("ReadingState", {
@@ -90,7 +91,9 @@ class ReaderView(TrialScopedMixin, APIView):
     roles = (Role.READER,)
 
     def reader(self) -> Membership:
-        return require_role(self.request.user, self.get_trial(), Role.READER)
+        if not hasattr(self, "_member"):  # once per request
+            self._member = require_role(self.request.user, self.get_trial(), Role.READER)
+        return self._member
 
     def handle_exception(self, exc: Exception):
         return handle_reading_error(exc) or super().handle_exception(exc)
@@ -193,7 +196,9 @@ class SeniorView(TrialScopedMixin, APIView):
     roles = (Role.SENIOR,)
 
     def senior(self) -> Membership:
-        return require_role(self.request.user, self.get_trial(), Role.SENIOR)
+        if not hasattr(self, "_member"):  # once per request
+            self._member = require_role(self.request.user, self.get_trial(), Role.SENIOR)
+        return self._member
 
     def case(self) -> Case:
         case = review_svc.reviewable_cases(self.senior()).filter(pk=self.kwargs["case_pk"])
@@ -266,11 +271,9 @@ class SaveReviewView(SeniorView):
 class SignView(SeniorView):
     """Sign the final report: it is locked and becomes the reference for the ratings."""
 
-    @extend_schema(request=ReportSerializer, responses=REVIEW_STATE)
+    @extend_schema(request=ReviewSaveSerializer, responses=REVIEW_STATE)
     def post(self, request: Request, trial_slug: str, case_pk: int) -> Response:
-        data = _valid(ReportSerializer, request)
-        review = review_svc.sign(self.review(), findings=data["findings"],
-                                 impression=data["impression"], version=data["version"],
-                                 by=request.user)
+        data = _valid(ReviewSaveSerializer, request)
+        review = review_svc.sign(self.review(), by=request.user, **data)
         return Response(review_payload(review))
 

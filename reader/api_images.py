@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from trial.dicom.viewer_pixels import FORMAT_VERSION, viewer_meta, viewer_pixels
 
-from .image_page import viewable_image
+from .access import viewable_image
 
 MAX_AGE = 86400  # content-addressed: an image's pixels never change
 DENIED = {403: OpenApiResponse(description="Not signed in, or may not see this image."),

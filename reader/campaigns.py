@@ -13,9 +13,7 @@ order is a random permutation, and each pair's sides are split evenly between it
 from __future__ import annotations
 
 import random
-import re
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -26,77 +24,30 @@ from trial import audit
 from trial.models import Arm, Case
 
 from . import instruments as inst
+from .blinding import authorship_names, blind_text
 from .models import Reading, Review
 from .rating_models import Campaign, Item, RatedReport, RaterItem, Rating
 from .reading import Locked, ReadingError
 
 AI_ALONE = "ai_alone"
 
-# Lines that sign a report or say who or what wrote it: removed whole from what raters see.
-SIGNATURE_LINE = re.compile(
-    r"^\s*(?:electronically\s+)?(?:signed|dictated|reported|read|verified|approved|"
-    r"transcribed|finali[sz]ed|authored|prepared)(?:\s+\w+)?\s+by\b"
-    r"|^\s*(?:radiologist|reporter|author|attending|resident|signature|signed)\s*:"
-    r"|^\s*(?:dr\.?|prof\.?)\s+[A-Z][\w.-]+(?:\s+[A-Z][\w.-]+)*,?\s*(?:md|mbbs|frcr)?\.?\s*$"
-    r"|^\s*(?:generated|drafted|written|produced)\s+(?:by|with)\b"
-    r"|^\s*(?:model|engine|model version|version)\s*:",
-    re.IGNORECASE,
-)
-# Markers inside a line: only the marker goes, the finding on the same line stays.
-INLINE_MARKER = re.compile(
-    r"\[[^\]]*\b(?:ai|draft|auto(?:mated)?|model|generated)\b[^\]]*\]"
-    r"|\(\s*(?:ai|model)[- ](?:generated|draft(?:ed)?|written)\s*\)"
-    r"|\bai[- ](?:generated|draft(?:ed)?|assisted|written)\b:?"
-    r"|\b(?:large\s+)?(?:language|vision|ai)\s+model\b"
-    r"|\b(?:gpt|llm|chatgpt|openai|demo[- ]backend)\b[\w.-]*",
-    re.IGNORECASE,
-)
-LEFTOVER = re.compile(r"^[\s\W_]*$")  # nothing but spaces and punctuation
-
 
 class CampaignError(ReadingError):
     """The campaign cannot do that now; the message says why."""
 
 
-def blind_text(text: str, *, names: Iterable[str] = ()) -> tuple[str, list[str]]:
-    """``text`` without signature lines, model markers and the given names (model, source,
-    reader names); returns (shown text, removed lines) so the coordinator can review them."""
-    named = [n for n in {n.strip() for n in names} if len(n) >= 3]
-    name_re = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in sorted(
-        named, key=len, reverse=True)) + r")(?!\w)", re.IGNORECASE) if named else None)
-    kept, removed = [], []
-    for line in text.splitlines():
-        # A line naming a model, source or person is about authorship: it goes whole.
-        if SIGNATURE_LINE.search(line) or (name_re is not None and name_re.search(line)):
-            if line.strip():
-                removed.append(line.strip())
-            continue
-        cleaned = INLINE_MARKER.sub("", line)
-        if cleaned != line:
-            removed.append(line.strip())
-            if LEFTOVER.match(cleaned):
-                continue
-            cleaned = re.sub(r"\s{2,}", " ", cleaned).strip()
-        kept.append(cleaned.rstrip())
-    return "\n".join(kept).strip(), removed
+class NotOpen(CampaignError, Locked):
+    """Ratings are taken only while the campaign is open (a conflict with its state: 409)."""
+
+    def __init__(self) -> None:
+        super().__init__("This campaign is not open for rating.")
 
 
 def _names(campaign: Campaign) -> set[str]:
-    """What could name a source: model names, endpoint names, imported source names, readers."""
-    trial = campaign.trial
-    names = set(campaign.reports.exclude(source__in=[Arm.AI_ASSISTED, Arm.SCP, AI_ALONE,
-                                                      RatedReport.PUBLISHED])
-                .values_list("source", flat=True))
-    for endpoint in trial.model_endpoints.all():
-        names.update({endpoint.name, endpoint.model_name})
-    from trial.models import Draft
-
-    names.update(Draft.objects.filter(case__trial=trial).exclude(model_reported="")
-                 .values_list("model_reported", flat=True).distinct())
-    for member in trial.memberships.select_related("user"):
-        user = member.user
-        names.update({user.get_username(), user.get_full_name()})
-    return {n for n in names if n}
+    """What could name a source: the trial's authorship names and imported source names."""
+    return authorship_names(campaign.trial, campaign.reports.exclude(
+        source__in=[Arm.AI_ASSISTED, Arm.SCP, AI_ALONE, RatedReport.PUBLISHED])
+        .values_list("source", flat=True))
 
 
 def make_report(campaign: Campaign, case: Case, source: str, findings: str, impression: str,
@@ -151,7 +102,9 @@ def build(campaign: Campaign, *, by: Any = None) -> int:
     if not campaign.instruments:
         raise CampaignError("Choose at least one instrument first.")
     with transaction.atomic():
-        Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if Campaign.objects.select_for_update().get(pk=campaign.pk).status == \
+                Campaign.Status.CLOSED:
+            raise CampaignError("The campaign is closed: nothing more can be added to it.")
         names = _names(campaign)
         made: list[Item] = []
         if campaign.kind == Campaign.Kind.PROSPECTIVE:
@@ -225,6 +178,27 @@ def _retrospective(campaign: Campaign, names: set[str]) -> list[Item]:
     return made
 
 
+def _exclusive_groups(campaign: Campaign) -> tuple[dict[int, tuple[int, str]],
+                                                     dict[int, set[str]]]:
+    """Items of a case that must go to disjoint raters, as (item -> (case, group), case ->
+    groups). Two pairs of a case share a report (AI alone vs SCP and AI-assisted vs SCP; or two
+    sources each against the published report): a rater who saw both would know the common
+    one's source. In a retrospective campaign the single items show the published report as
+    "Reference", so whoever saw them would recognise it in a pair: a case's single items are
+    one group, each pair another."""
+    candidate: dict[int, tuple[int, str]] = {}
+    for pk, case_id, kind in campaign.items.values_list("pk", "case", "kind"):
+        if kind == Item.Kind.PAIR:
+            candidate[pk] = (case_id, f"pair:{pk}")
+        elif campaign.kind == Campaign.Kind.RETROSPECTIVE:
+            candidate[pk] = (case_id, f"singles:{case_id}")
+    groups_of_case: dict[int, set[str]] = defaultdict(set)
+    for case_id, group in candidate.values():
+        groups_of_case[case_id].add(group)
+    group_of = {pk: cg for pk, cg in candidate.items() if len(groups_of_case[cg[0]]) > 1}
+    return group_of, groups_of_case
+
+
 def assign_raters(campaign: Campaign) -> int:
     """Give items to raters (all, or ``raters_per_item`` of the least loaded), append them to
     each rater's order in a random permutation, and split each pair's sides evenly."""
@@ -239,26 +213,31 @@ def assign_raters(campaign: Campaign) -> int:
     for item_id, rater_id in campaign.rater_items.values_list("item", "rater"):
         have[item_id].add(rater_id)
     wanted = min(campaign.raters_per_item or len(raters), len(raters))
-    # Two pairs of one case share a report (AI alone vs SCP, AI-assisted vs SCP): a rater who
-    # saw both would learn the arms from the common one. So a case's pairs go to disjoint raters.
-    pairs_of_case: dict[int, list[int]] = defaultdict(list)
-    for pk, case_id in campaign.items.filter(kind=Item.Kind.PAIR).values_list("pk", "case"):
-        pairs_of_case[case_id].append(pk)
+    group_of, groups_of_case = _exclusive_groups(campaign)
+    group_raters: dict[str, set[int]] = defaultdict(set)
+    for item_id, raters_of_item in have.items():
+        if item_id in group_of:
+            group_raters[group_of[item_id][1]] |= raters_of_item
     new: dict[int, list[tuple[Item, bool]]] = defaultdict(list)
     for item in campaign.items.order_by("pk"):
-        target, blocked = wanted, set()
-        siblings = [pk for pk in pairs_of_case.get(item.case_id, []) if pk != item.pk]
-        if item.kind == Item.Kind.PAIR and siblings:
-            target = min(wanted, max(1, len(raters) // (len(siblings) + 1)))
-            blocked = set().union(*(have[pk] for pk in siblings))
+        target, blocked, group = wanted, set(), None
+        if item.pk in group_of:
+            case_id, group = group_of[item.pk]
+            others = groups_of_case[case_id] - {group}
+            target = min(wanted, max(1, len(raters) // (len(others) + 1)))
+            blocked = set().union(*(group_raters[g] for g in others))
         free = [r.pk for r in raters if r.pk not in have[item.pk] and r.pk not in blocked]
         need = max(0, target - len(have[item.pk]))
         if not need or not free:
             continue
         rng.shuffle(free)
-        chosen = sorted(free, key=lambda pk: load[pk])[:need]
+        # Within a group (a retrospective case's single items) the same raters take every item.
+        chosen = sorted(free, key=lambda pk: (pk not in group_raters[group], load[pk])
+                        if group else load[pk])[:need]
         already, need = len(have[item.pk]), len(chosen)
         have[item.pk].update(chosen)
+        if group:
+            group_raters[group].update(chosen)
         sides = [i % 2 == 1 for i in range(already, already + need)]
         rng.shuffle(sides)
         for rater_id, swapped in zip(chosen, sides, strict=True):
@@ -291,9 +270,9 @@ def shown_reports(rater_item: RaterItem) -> list[RatedReport]:
 def open_item(rater_item: RaterItem) -> RaterItem:
     """Start (or restart) the clock of this visit to the item."""
     if rater_item.campaign.status != Campaign.Status.OPEN:
-        raise CampaignError("This campaign is not open for rating.")
-    RaterItem.objects.filter(pk=rater_item.pk).update(opened_at=timezone.now())
-    rater_item.refresh_from_db()
+        raise NotOpen
+    rater_item.opened_at = timezone.now()
+    rater_item.save(update_fields=["opened_at"])
     return rater_item
 
 
@@ -302,7 +281,7 @@ def submit(rater_item: RaterItem, values: dict, *, by: Any) -> Rating:
     rating is final unless the campaign allows revision (then the change is audited)."""
     campaign = rater_item.campaign
     if campaign.status != Campaign.Status.OPEN:
-        raise CampaignError("This campaign is not open for rating.")
+        raise NotOpen
     codes = rater_item.item.instruments
     if not isinstance(values, dict):
         raise CampaignError("Give the answers by instrument.")
@@ -318,6 +297,10 @@ def submit(rater_item: RaterItem, values: dict, *, by: Any) -> Rating:
         raise CampaignError(str(exc)) from exc
     now = timezone.now()
     with transaction.atomic():
+        # Closing locks the campaign's row: a rating is either in before it closed, or refused.
+        if Campaign.objects.select_for_update(no_key=True).values_list(
+                "status", flat=True).get(pk=campaign.pk) != Campaign.Status.OPEN:
+            raise NotOpen
         locked = RaterItem.objects.select_for_update().get(pk=rater_item.pk)
         visit = (now - locked.opened_at).total_seconds() if locked.opened_at else 0.0
         locked.seconds += visit

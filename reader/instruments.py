@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The 14 CheXpert findings of PROTOCOL.md, in its order (readers tick them; the analysis counts
+# them). A case with >= COMPLEX_AT of them, "No Finding" aside, is a complex case.
+FINDINGS = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
+    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
+    "Pleural Other", "Fracture", "Support Devices",
+)
+NO_FINDING = FINDINGS[0]
+COMPLEX_AT = 3
+
 LIKERT = "likert"
 RADPEER = "radpeer"
 ACCEPTABILITY = "acceptability"

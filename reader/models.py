@@ -47,6 +47,10 @@ class Reading(models.Model):
     gap_s = models.FloatField(
         default=0, help_text="Time with no sign of the page (closed, crashed)."
     )
+    edit_distance_from_draft = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Characters from the AI draft to the submitted (or amended) report.",
+    )
 
     class Meta:
         ordering = ["assignment__reader", "assignment__position"]

@@ -49,6 +49,16 @@ def rater_items(rater: Membership, campaign: Campaign):
             .select_related("rating").order_by("position"))
 
 
+def rater_item_of(rater: Membership, campaign: Campaign, code: str) -> RaterItem:
+    """The rater's own item ``code`` of ``campaign``; 404 for anyone else's code."""
+    found = rater_items(rater, campaign).filter(code=code).select_related(
+        "item__case", "item__report", "item__other").first()
+    if found is None:
+        raise Http404
+    found.campaign = campaign  # already loaded (and checked) by the caller
+    return found
+
+
 def worklist_payload(rater: Membership, campaign: Campaign) -> dict:
     items = [{"code": ri.code, "position": ri.position,
               "status": "submitted" if hasattr(ri, "rating") else "new"}
@@ -63,17 +73,15 @@ class RaterView(TrialScopedMixin, APIView):
     roles = (Role.RATER,)
 
     def rater(self) -> Membership:
-        return require_role(self.request.user, self.get_trial(), Role.RATER)
+        if not hasattr(self, "_member"):  # once per request
+            self._member = require_role(self.request.user, self.get_trial(), Role.RATER)
+        return self._member
 
     def campaign(self) -> Campaign:
         return rater_campaign(self.rater(), self.get_trial(), self.kwargs["campaign"])
 
     def rater_item(self) -> RaterItem:
-        found = rater_items(self.rater(), self.campaign()).filter(
-            code=self.kwargs["code"]).select_related("item__case", "campaign__trial").first()
-        if found is None:
-            raise Http404
-        return found
+        return rater_item_of(self.rater(), self.campaign(), self.kwargs["code"])
 
     def handle_exception(self, exc: Exception):
         return handle_reading_error(exc) or super().handle_exception(exc)
@@ -115,6 +123,6 @@ class SubmitRatingView(RaterView):
         payload = RatingSubmitSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         rater_item = self.rater_item()
-        svc.submit(rater_item, payload.validated_data["values"], by=request.user)
-        rater_item.refresh_from_db()
+        rater_item.rating = svc.submit(rater_item, payload.validated_data["values"],
+                                       by=request.user)
         return Response(rating_payload(rater_item), status=status.HTTP_200_OK)

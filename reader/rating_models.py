@@ -72,10 +72,6 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def instrument_specs(self) -> list[inst.Instrument]:
-        return [inst.instrument(code, radpeer_variant=self.radpeer_variant)
-                for code in self.instruments]
-
 
 class RatedReport(models.Model):
     """A report text as the campaign rates it: its source is known here, never to raters."""

@@ -19,9 +19,10 @@ from django.utils import timezone
 from trial import audit
 from trial.drafting.parsing import UnparseableReply, parse_report
 from trial.drafting.pipeline import current_draft
-from trial.models import Arm, Assignment, Draft
+from trial.models import Arm, Assignment, Draft, Trial
 
-from .models import Amendment, Reading, ReadingEvent
+from .models import Amendment, Reading, ReadingEvent, Review
+from .texts import edit_distance, report_text
 
 # With no event for longer than this, the page is taken to be gone (closed, crashed, asleep).
 # The page sends a heartbeat every 10 s while visible.
@@ -57,10 +58,16 @@ def draft_status(assignment: Assignment) -> tuple[Draft | None, str | None]:
     if assignment.arm != Arm.AI_ASSISTED:
         return None, None
     draft = current_draft(assignment.case)
+    why = not_ready_reason(draft)
+    return (None, why) if why else (draft, None)
+
+
+def not_ready_reason(draft: Draft | None) -> str | None:
+    """Why an AI-arm case whose current draft is ``draft`` cannot be offered (None: it can)."""
     if draft is not None and draft.status == Draft.Status.DONE:
-        return draft, None
-    state = "not made yet" if draft is None else f"{draft.get_status_display().lower()}"
-    return None, f"The AI draft is {state}."
+        return None
+    state = "not made yet" if draft is None else draft.get_status_display().lower()
+    return f"The AI draft is {state}."
 
 
 def _starting_text(assignment: Assignment) -> tuple[str, str, str, Draft | None, str]:
@@ -88,9 +95,21 @@ def _event(reading: Reading, kind: str, at: datetime, *, client_at: datetime | N
 
 
 def _locked(reading: Reading) -> Reading:
-    return Reading.objects.select_for_update().select_related("assignment__case__trial").get(
-        pk=reading.pk
-    )
+    """The reading, row-locked; nothing changes a reading once its trial is locked."""
+    locked = Reading.objects.select_for_update(of=("self",)).select_related(
+        "assignment__case__trial", "draft").get(pk=reading.pk)
+    if locked.case.trial.status == Trial.Status.LOCKED:
+        raise Locked("The trial is locked.")
+    return locked
+
+
+def _draft_distance(reading: Reading) -> int | None:
+    """Characters from the draft the editor opened with to the report (stored at submission
+    and amendment, so analyses and exports never recompute it)."""
+    if reading.draft is None:
+        return None
+    return edit_distance(report_text(reading.draft.findings, reading.draft.impression),
+                         report_text(reading.findings, reading.impression))
 
 
 def open_reading(assignment: Assignment, *, user: Any) -> Reading:
@@ -228,6 +247,7 @@ def submit(reading: Reading, *, findings: str, impression: str, version: int,
         locked.status, locked.submitted_at = Reading.Status.SUBMITTED, now
         locked.reading_time_s = (now - start).total_seconds()
         locked.active_time_s, locked.gap_s = timing(locked.events.all(), start=start, end=now)
+        locked.edit_distance_from_draft = _draft_distance(locked)
         locked.last_event_at = now
         locked.save()
         _event(locked, ReadingEvent.Kind.SUBMITTED, now)
@@ -249,6 +269,10 @@ def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: 
         locked = _locked(reading)
         if locked.status != Reading.Status.SUBMITTED:
             raise ReadingError("Only a submitted report is amended; this one is still open.")
+        if Review.objects.filter(case_id=locked.assignment.case_id).exists():
+            # The senior works from (or has signed against) the submitted text.
+            raise Locked("The senior has started the final report of this case; ask the "
+                         "coordinator.")
         amendment = Amendment.objects.create(
             reading=locked, reason=reason, by=by,
             before_findings=locked.findings, before_impression=locked.impression,
@@ -256,7 +280,9 @@ def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: 
         )
         locked.findings, locked.impression = findings, impression
         locked.version += 1
-        locked.save(update_fields=["findings", "impression", "version"])
+        locked.edit_distance_from_draft = _draft_distance(locked)
+        locked.save(update_fields=["findings", "impression", "version",
+                                   "edit_distance_from_draft"])
         _event(locked, ReadingEvent.Kind.AMENDED, now, detail={"amendment": amendment.pk})
         audit.record(action="reading.amended", obj=locked, actor=by, trial=locked.case.trial,
                      before={"findings": amendment.before_findings,

@@ -62,6 +62,8 @@ def import_reports(campaign: Campaign, data: bytes | str, *, by: Any = None) -> 
                                  f"{','.join(COLUMNS)}"])
     cases = {c.case_id: c for c in Case.objects.filter(trial=campaign.trial)}
     existing = set(campaign.reports.values_list("case__case_id", "source"))
+    # A built case is frozen: a report added to it would never be rated.
+    built = set(campaign.items.values_list("case__case_id", flat=True))
     problems: list[str] = []
     rows: list[tuple[Case, str, str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -82,6 +84,10 @@ def import_reports(campaign: Campaign, data: bytes | str, *, by: Any = None) -> 
                 continue
             if case_id not in cases:
                 problems.append(f"line {line}: no case {case_id!r} in this trial")
+                continue
+            if case_id in built:
+                problems.append(f"line {line}: case {case_id!r} already has items in this "
+                                "campaign; its reports cannot change")
                 continue
             if not source:
                 problems.append(f"line {line}: source is empty")

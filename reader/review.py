@@ -16,28 +16,11 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from trial import audit
-from trial.models import Arm, Case, Membership
+from trial.models import Arm, Case, Membership, Trial
 
 from .models import Reading, Review
 from .reading import Locked, ReadingError, StaleVersion
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance in characters (insertions, deletions, substitutions)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
-
-
-def report_text(findings: str, impression: str) -> str:
-    return f"FINDINGS:\n{findings.strip()}\n\nIMPRESSION:\n{impression.strip()}"
+from .texts import edit_distance, report_text
 
 
 def reviewable_cases(senior: Membership) -> QuerySet[Case]:
@@ -46,6 +29,8 @@ def reviewable_cases(senior: Membership) -> QuerySet[Case]:
         submitted=Count("assignments__reading",
                         filter=Q(assignments__reading__status=Reading.Status.SUBMITTED))
     ).filter(submitted=2).filter(Q(review__isnull=True) | Q(review__senior=senior))
+    # Someone who read the case (a senior may also be a reader) would know the arms: not theirs.
+    cases = cases.exclude(assignments__reader__user_id=senior.user_id)
     if senior.site_id:
         cases = cases.filter(site=senior.site_id)
     return cases.order_by("case_id")
@@ -82,11 +67,15 @@ def shown_reports(review: Review) -> list[Reading]:
     return [by_pk[pk] for pk in review.order]
 
 
-def _locked(review: Review, version: int) -> Review:
-    locked = Review.objects.select_for_update().get(pk=review.pk)
+def _locked(review: Review, version: int | None) -> Review:
+    """The review, row-locked; refused when signed, in a locked trial, or (with ``version``)
+    when another tab saved since."""
+    locked = Review.objects.select_for_update().select_related("case__trial").get(pk=review.pk)
+    if locked.case.trial.status == Trial.Status.LOCKED:
+        raise Locked("The trial is locked.")
     if locked.status != Review.Status.OPEN:
         raise Locked("The final report is signed.")
-    if version != locked.version:
+    if version is not None and version != locked.version:
         raise StaleVersion(locked.version)
     return locked
 
@@ -94,11 +83,12 @@ def _locked(review: Review, version: int) -> Review:
 def save_review(review: Review, *, findings: str, impression: str, version: int,
                 started_from: str | None = None) -> Review:
     with transaction.atomic():
-        stored = Review.objects.select_for_update().get(pk=review.pk)
-        if (stored.status == Review.Status.OPEN and (stored.findings, stored.impression)
-                == (findings, impression) and (started_from is None or stored.started_from)):
-            return stored  # already stored (a closing page's save that landed late)
-        locked = _locked(review, version)
+        locked = _locked(review, None)
+        if ((locked.findings, locked.impression) == (findings, impression)
+                and (started_from is None or locked.started_from)):
+            return locked  # already stored (a closing page's save that landed late)
+        if version != locked.version:
+            raise StaleVersion(locked.version)
         locked.findings, locked.impression = findings, impression
         if started_from is not None and not locked.started_from:
             locked.started_from = started_from
@@ -107,14 +97,18 @@ def save_review(review: Review, *, findings: str, impression: str, version: int,
     return locked
 
 
-def sign(review: Review, *, findings: str, impression: str, version: int, by: Any) -> Review:
-    """Lock the final report; store the senior's time and the edit distances."""
+def sign(review: Review, *, findings: str, impression: str, version: int, by: Any,
+         started_from: str | None = None) -> Review:
+    """Lock the final report; store the senior's time and the edit distances. ``started_from``
+    as in ``save_review``: a sign-off right after "Start from", before any autosave, keeps it."""
     if not (findings.strip() or impression.strip()):
         raise ReadingError("The final report is empty.")
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(review, version)
         locked.findings, locked.impression = findings, impression
+        if started_from is not None and not locked.started_from:
+            locked.started_from = started_from
         final = report_text(findings, impression)
         by_arm = readings_of(locked.case)
         locked.edit_distance_ai = edit_distance(

@@ -8,22 +8,24 @@ reports only as "Report 1" and "Report 2", without arm, reader or reading id.
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from trial.dicom.viewer_pixels import viewer_meta
 from trial.models import Arm, Assignment, Case, Membership, Role, Trial
+from trial.permissions import is_superuser, roles_of
 
+from . import instruments as inst
+from .blinding import authorship_names, blind_text
+from .campaigns import shown_reports as rater_shown_reports
+from .instruments import FINDINGS
 from .models import Reading, Review
 from .review import shown_reports
 
-# The 14 CheXpert findings of PROTOCOL.md, in its order.
-FINDINGS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
-)
+RATER_CASE_FIELDS = ("age", "sex", "chief_complaint", "history", "lab_results",
+                     "prior_imaging", "images")
 
 
 def membership(user, trial: Trial, role: str) -> Membership | None:
@@ -58,7 +60,6 @@ def reading_payload(assignment: Assignment, reading: Reading | None) -> dict:
     trial = assignment.case.trial
     slug = trial.slug
     position = assignment.position
-    base = f"/api/trials/{slug}/worklist/{position}/"
     payload = {
         "position": position,
         "arm": assignment.arm,
@@ -66,8 +67,8 @@ def reading_payload(assignment: Assignment, reading: Reading | None) -> dict:
         "case": case_payload(assignment.case),
         "findings_checklist": list(FINDINGS) if trial.findings_checklist else [],
         "status": "new" if reading is None else reading.status,
-        "urls": {name: f"{base}{name}/" for name in ("open", "events", "save", "submit",
-                                                     "amend")},
+        "urls": {name: reverse(f"reader-reading-{name}", args=[slug, position])
+                 for name in ("open", "events", "save", "submit", "amend")},
         "page": reverse("reader:case", args=[slug, position]),
     }
     if reading is None:
@@ -100,13 +101,16 @@ def reading_payload(assignment: Assignment, reading: Reading | None) -> dict:
 def review_payload(review: Review) -> dict:
     """A senior's view: the case, Report 1 and Report 2 (no arm, no reader), the final text."""
     case = review.case
-    base = f"/api/trials/{case.trial.slug}/reviews/{case.pk}/"
+    # The junior texts as a rater would see them: a signature, a model marker or a name left in
+    # a report would tell the senior which arm wrote it.
+    names = authorship_names(case.trial)
     return {
         "case_pk": case.pk,
         "case": case_payload(case),
         "reports": [
-            {"label": f"Report {i}", "key": f"report{i}", "findings": r.findings,
-             "impression": r.impression}
+            {"label": f"Report {i}", "key": f"report{i}",
+             "findings": blind_text(r.findings, names=names)[0],
+             "impression": blind_text(r.impression, names=names)[0]}
             for i, r in enumerate(shown_reports(review), 1)
         ],
         "status": review.status,
@@ -117,21 +121,18 @@ def review_payload(review: Review) -> dict:
         "opened_at": review.opened_at,
         "signed_at": review.signed_at,
         "review_time_s": review.review_time_s,
-        "urls": {name: f"{base}{name}/" for name in ("open", "save", "sign")},
+        "urls": {name: reverse(f"senior-review-{name}", args=[case.trial.slug, case.pk])
+                 for name in ("open", "save", "sign")},
         "page": reverse("reader:review", args=[case.trial.slug, case.pk]),
     }
 
 
 def require_role(user, trial: Trial, role: str) -> Membership:
     """The user's membership of ``role``; 404 if they have no role in the trial at all."""
-    from django.core.exceptions import PermissionDenied
-
-    from trial.permissions import roles_of
-
     found = membership(user, trial, role)
     if found is not None:
         return found
-    if roles_of(user, trial) or getattr(user, "is_superuser", False):
+    if roles_of(user, trial) or is_superuser(user):
         raise PermissionDenied(f"Only a {Role(role).label.lower()} of this trial may do this.")
     raise Http404
 
@@ -140,20 +141,18 @@ def rating_payload(rater_item) -> dict:
     """What a rater is sent for one item: the image, the history, the reference where an
     instrument needs it, the report(s) as "Report" or "Report A"/"Report B" (blinded text),
     and the instruments with their levels. No case id, source, arm, reader or model."""
-    from . import instruments as inst
-    from .campaigns import shown_reports
-
     item = rater_item.item
     campaign = rater_item.campaign
     specs = [inst.instrument(c, radpeer_variant=campaign.radpeer_variant)
              for c in item.instruments]
-    reports = shown_reports(rater_item)
+    reports = rater_shown_reports(rater_item)
     labels = ["Report"] if len(reports) == 1 else ["Report A", "Report B"]
-    case = case_payload(item.case)
-    case.pop("case_id")
+    # Only these case fields, named one by one: a field added for readers (an accession
+    # number, say) must not reach raters by default.
+    case = {name: value for name, value in case_payload(item.case).items()
+            if name in RATER_CASE_FIELDS}
     rating = getattr(rater_item, "rating", None)
-    base = (f"/api/trials/{campaign.trial.slug}/rating/{campaign.pk}/items/"
-            f"{rater_item.code}/")
+    item_args = [campaign.trial.slug, campaign.pk, rater_item.code]
     payload = {
         "code": rater_item.code,
         "position": rater_item.position,
@@ -171,9 +170,9 @@ def rating_payload(rater_item) -> dict:
         "status": "submitted" if rating else "new",
         "values": rating.values if rating else None,
         "may_revise": bool(campaign.allow_revision),
-        "urls": {name: f"{base}{name}/" for name in ("open", "submit")},
-        "page": reverse("reader:rate-item", args=[campaign.trial.slug, campaign.pk,
-                                                  rater_item.code]),
+        "urls": {name: reverse(f"rater-item-{name}", args=item_args)
+                 for name in ("open", "submit")},
+        "page": reverse("reader:rate-item", args=item_args),
     }
     if any(s.needs_reference for s in specs):
         payload["reference"] = {"findings": item.reference_findings,

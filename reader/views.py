@@ -5,6 +5,7 @@ the API with the session's CSRF token."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -15,7 +16,7 @@ from . import reading as svc
 from . import review as review_svc
 from .api import review_items
 from .models import Reading, Review
-from .rating_api import rater_campaign, rater_items, worklist_payload
+from .rating_api import rater_campaign, rater_item_of, worklist_payload
 from .rating_models import Campaign
 from .state import assignment_at, rating_payload, reading_payload, require_role, review_payload
 from .worklist import next_item, progress, worklist
@@ -24,9 +25,6 @@ from .worklist import next_item, progress, worklist
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The signed-in person's trials and roles, with a link to each worklist."""
-    from .rating_api import worklist_payload
-    from .rating_models import Campaign
-
     memberships = list(
         Membership.objects.filter(user=request.user).select_related("trial", "site")
         .order_by("trial__name", "role")
@@ -36,12 +34,14 @@ def home(request: HttpRequest) -> HttpResponse:
         member.rating_campaigns = []
         if member.role != Role.RATER:
             continue
+        mine = Q(rater_items__rater=member)
         for campaign in (Campaign.objects.filter(raters=member)
-                         .exclude(status=Campaign.Status.DRAFT).order_by("pk")):
-            listing = worklist_payload(member, campaign)
+                         .exclude(status=Campaign.Status.DRAFT).order_by("pk")
+                         .annotate(total=Count("rater_items", filter=mine),
+                                   done=Count("rater_items__rating", filter=mine))):
             member.rating_campaigns.append({"pk": campaign.pk, "open": campaign.status
-                                            == Campaign.Status.OPEN, "done": listing["done"],
-                                            "total": listing["total"]})
+                                            == Campaign.Status.OPEN, "done": campaign.done,
+                                            "total": campaign.total})
     return render(request, "reader/home.html", {"memberships": memberships})
 
 
@@ -57,7 +57,7 @@ def worklist_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     items = worklist(reader)
     done, total = progress(items)
     return render(request, "reader/worklist.html", {
-        "trial": trial, "reader": reader, "items": items, "done": done, "total": total,
+        "trial": trial, "items": items, "done": done, "total": total,
         "next": next_item(items),
     })
 
@@ -137,9 +137,7 @@ def rating_item_page(request: HttpRequest, trial_slug: str, campaign: int,
     trial = _trial(trial_slug)
     rater = require_role(request.user, trial, Role.RATER)
     found = rater_campaign(rater, trial, campaign)
-    rater_item = rater_items(rater, found).filter(code=code).first()
-    if rater_item is None:
-        raise Http404
+    rater_item = rater_item_of(rater, found, code)
     if found.status == Campaign.Status.OPEN and not hasattr(rater_item, "rating"):
         rater_item = rating_svc.open_item(rater_item)
     payload = rating_payload(rater_item)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trial.drafting.pipeline import active_endpoint
-from trial.models import Arm, Assignment, Draft, Membership
+from trial.drafting.pipeline import current_drafts
+from trial.models import Arm, Assignment, Membership
 
 from .models import Reading
+from .reading import not_ready_reason
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ def worklist(reader: Membership) -> list[Item]:
                    .select_related("case__trial").order_by("position"))
     readings = {r.assignment_id: r for r in
                 Reading.objects.filter(assignment__reader=reader).only("assignment", "status")}
-    held_back = [a.case_id for a in assignments if a.pk not in readings
-                 and a.arm == Arm.AI_ASSISTED and not a.case.trial.offer_without_draft]
-    drafts = _draft_states(reader, held_back)
+    held_back = {a.case_id for a in assignments if a.pk not in readings
+                 and a.arm == Arm.AI_ASSISTED and not a.case.trial.offer_without_draft}
+    drafts = current_drafts(reader.trial, held_back)
     items = []
     for assignment in assignments:
         reading = readings.get(assignment.pk)
@@ -38,26 +39,10 @@ def worklist(reader: Membership) -> list[Item]:
             state = "submitted" if reading.status == Reading.Status.SUBMITTED else "open"
             items.append(Item(assignment, state))
             continue
-        why = ""
-        if assignment.case_id in drafts and drafts[assignment.case_id] != Draft.Status.DONE:
-            state = drafts[assignment.case_id]
-            why = "The AI draft is " + (
-                "not made yet" if state is None else Draft.Status(state).label.lower()) + "."
+        why = (not_ready_reason(drafts.get(assignment.case_id))
+               if assignment.case_id in held_back else None) or ""
         items.append(Item(assignment, "waiting" if why else "new", why))
     return items
-
-
-def _draft_states(reader: Membership, case_ids: list[int]) -> dict[int, str | None]:
-    """Status of the current draft of each case (None: no draft), in two queries whatever
-    the worklist's length; the same rule as ``reading.draft_status``."""
-    if not case_ids:
-        return {}
-    states: dict[int, str | None] = dict.fromkeys(case_ids)
-    endpoint = active_endpoint(reader.trial)
-    if endpoint is not None:
-        states.update(Draft.objects.filter(case_id__in=case_ids, fingerprint=endpoint.fingerprint)
-                      .values_list("case_id", "status"))
-    return states
 
 
 def progress(items: list[Item]) -> tuple[int, int]:

@@ -333,6 +333,22 @@ def test_typing_just_before_a_reload_is_kept_and_autosave_goes_on(
     expect(status).not_to_contain_text("another window")
 
 
+def test_signing_out_removes_the_report_copies_kept_in_the_browser(
+    page, live_server, world: ReadWorld
+) -> None:
+    """On a shared workstation the next person must not find this reader's text."""
+    slug = world.trial.slug
+    sign_in(page, live_server, world.readers[Arm.AI_ASSISTED].user, f"/read/{slug}/1/")
+    wait_displayed(page)
+    page.locator("#findings").click()
+    page.keyboard.type(" kept locally")
+    copies = "Object.keys(localStorage).filter(k => k.startsWith('reading:')).length"
+    assert page.evaluate(copies) == 1
+    with page.expect_navigation():
+        page.locator("#sign-out button").click()
+    assert page.evaluate(copies) == 0
+
+
 def test_a_stale_tab_cannot_overwrite_a_newer_save(page, live_server, world: ReadWorld) -> None:
     slug = world.trial.slug
     url = f"{live_server.url}/read/{slug}/1/"

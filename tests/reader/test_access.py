@@ -128,7 +128,8 @@ TABLE: list[Row] = [
     *rows("POST", f"{WORKLIST}5/save/", readers(404, 404), body=REPORT),
     *rows("POST", f"{WORKLIST}2/submit/", readers(409, (200, True)), body=REPORT),
     *rows("POST", f"{WORKLIST}4/submit/", readers((200, True), 409), body=REPORT),
-    *rows("POST", f"{WORKLIST}1/amend/", readers((200, True), 409), body=AMEND),  # A / D new
+    # A: the senior has started its final report, so it is not amended any more / D new
+    *rows("POST", f"{WORKLIST}1/amend/", readers(409, 409), body=AMEND),
     *rows("POST", f"{WORKLIST}2/amend/", readers((200, True), 400), body=AMEND),  # B / C open
     # --- senior API ----------------------------------------------------------------------
     *rows("GET", REVIEWS, seniors(200, 200)),

@@ -276,7 +276,7 @@ def test_a_submitted_rating_is_final_unless_revision_is_allowed(tmp_path):
     rater_item = single_item(world.campaign, world.raters[0])
     svc.open_item(rater_item)
     rating = svc.submit(rater_item, SINGLE_VALUES, by=world.raters[0].user)
-    assert rating.values["likert"] == "4" and rating.seconds >= 0
+    assert rating.values["likert"] == "4" and rating.seconds > 0  # opened before
     assert rating.values["errors"]["omitted_finding"] == {"significant": 0, "insignificant": 0}
     with pytest.raises(Locked):
         svc.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=world.raters[0].user)
@@ -317,6 +317,26 @@ def test_draft_and_closed_campaigns_refuse_ratings(tmp_path):
     rater_item = RaterItem.objects.select_related("campaign", "item").get(pk=rater_item.pk)
     with pytest.raises(svc.CampaignError, match="not open"):
         svc.submit(rater_item, SINGLE_VALUES, by=None)
+    assert not Rating.objects.exists()
+
+
+def test_a_rating_that_arrives_after_closing_is_a_conflict(tmp_path):
+    """The rater's page still shows the item; the campaign closed meanwhile: 409, not 400,
+    and nothing stored (the status is read again under the campaign's row lock)."""
+    from rest_framework.test import APIClient
+
+    world = build_campaign_world(tmp_path, cases=1, raters=1)
+    rater_item = single_item(world.campaign, world.raters[0])
+    svc.open_item(rater_item)
+    Campaign.objects.filter(pk=world.campaign.pk).update(status=Campaign.Status.CLOSED)
+    client = APIClient()
+    client.force_authenticate(world.raters[0].user)
+    url = (f"/api/trials/{world.trial.slug}/rating/{world.campaign.pk}/items/"
+           f"{rater_item.code}/submit/")
+    with pytest.raises(svc.NotOpen):  # its campaign was read (open) before it closed
+        svc.submit(rater_item, SINGLE_VALUES, by=None)
+    response = client.post(url, {"values": SINGLE_VALUES}, format="json")
+    assert response.status_code == 409, response.content
     assert not Rating.objects.exists()
 
 

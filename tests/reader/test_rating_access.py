@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -46,11 +47,10 @@ class World:
         return client
 
 
-def build() -> World:
+def build(folder: Path) -> World:
     from trial.models import Arm
 
-    made = build_campaign_world(
-        __import__("pathlib").Path(__import__("tempfile").mkdtemp()), cases=1, raters=2)
+    made = build_campaign_world(folder, cases=1, raters=2)
     trial = made.trial
     trial.ai_assisted_label, trial.scp_label = ARM_LABELS
     trial.save(update_fields=["ai_assisted_label", "scp_label"])
@@ -137,9 +137,6 @@ def raters(owner, other=404, outsider=404) -> dict:
     return {"owner": owner, "other_rater": other, "outsider_rater": outsider}
 
 
-COORD = {"coordinator", "superuser"}
-
-
 def coord(status, writes=None) -> dict:
     value = (status, writes) if writes is not None else status
     return {"coordinator": value, "superuser": value}
@@ -219,7 +216,7 @@ def shared(django_db_setup, django_db_blocker, tmp_path_factory):
         outer = transaction.atomic()
         outer.__enter__()
         try:
-            yield build(), media
+            yield build(tmp_path_factory.mktemp("rating-source")), media
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)

@@ -105,7 +105,7 @@ def test_submit_locks_and_amend_needs_a_reason(world: ReadWorld) -> None:
     done = client.post(base(world) + "submit/", {"findings": "Edited.", "impression": "OK.",
                                                  "version": state["version"]}, format="json")
     assert done.status_code == 200, done.content
-    assert done.json()["status"] == "submitted" and done.json()["reading_time_s"] >= 0
+    assert done.json()["status"] == "submitted" and done.json()["reading_time_s"] > 0
     again = client.post(base(world) + "save/", {"findings": "late", "impression": "",
                                                 "version": done.json()["version"]},
                         format="json")
@@ -143,7 +143,7 @@ def test_token_authentication_reaches_the_same_actions(world: ReadWorld) -> None
 
 
 def submit_both(world: ReadWorld, index: int = 0) -> None:
-    for arm, text in ((Arm.AI_ASSISTED, "AI-assisted text."), (Arm.SCP, "SCP text.")):
+    for arm, text in ((Arm.AI_ASSISTED, "Kestrel text."), (Arm.SCP, "Plover text.")):
         position = world.assignment(arm, index).position
         client, state = open_case(world, arm, position)
         response = client.post(base(world, position) + "submit/",
@@ -173,15 +173,15 @@ def test_senior_review_is_blind_to_arm_and_signs_off(world: ReadWorld) -> None:
     body = opened.content.decode()
     state = opened.json()
     assert [r["label"] for r in state["reports"]] == ["Report 1", "Report 2"]
-    assert {r["findings"] for r in state["reports"]} == {"AI-assisted text.", "SCP text."}
+    assert {r["findings"] for r in state["reports"]} == {"Kestrel text.", "Plover text."}
     for marker in ("ai_assisted", '"scp"', '"arm', world.readers[Arm.SCP].user.username,
                    world.readers[Arm.AI_ASSISTED].user.username, "edit_distance", "reader"):
         assert marker not in body
-    saved = senior.post(url + "save/", {"findings": "SCP text.", "impression": "Imp.",
+    saved = senior.post(url + "save/", {"findings": "Plover text.", "impression": "Imp.",
                                         "version": state["version"],
                                         "started_from": "report1"}, format="json")
     assert saved.status_code == 200
-    signed = senior.post(url + "sign/", {"findings": "SCP text.", "impression": "Imp.",
+    signed = senior.post(url + "sign/", {"findings": "Plover text.", "impression": "Imp.",
                                          "version": saved.json()["version"]}, format="json")
     assert signed.status_code == 200 and signed.json()["status"] == "signed"
     review = Review.objects.get(case=case)
@@ -190,3 +190,34 @@ def test_senior_review_is_blind_to_arm_and_signs_off(world: ReadWorld) -> None:
     late = senior.post(url + "save/", {"findings": "x", "impression": "",
                                        "version": signed.json()["version"]}, format="json")
     assert late.status_code == 409
+
+
+def test_senior_sees_junior_reports_without_signatures_or_model_markers(
+        world: ReadWorld) -> None:
+    """A signature or an "AI-generated" marker left in a junior report would tell the senior
+    which arm wrote it: the senior gets the text as a rater would."""
+    for arm, extra in ((Arm.AI_ASSISTED, "Opacity. [AI draft]"), (Arm.SCP, "Opacity.")):
+        position = world.assignment(arm).position
+        client, state = open_case(world, arm, position)
+        signature = f"Electronically signed by {world.readers[arm].user.username}"
+        assert client.post(base(world, position) + "submit/",
+                           {"findings": f"{extra}\n{signature}", "impression": "Imp.",
+                            "version": state["version"]}, format="json").status_code == 200
+    case = world.assignment(Arm.AI_ASSISTED).case
+    opened = client_of(world.senior).post(
+        f"/api/trials/{world.trial.slug}/reviews/{case.pk}/open/")
+    assert [r["findings"] for r in opened.json()["reports"]] == ["Opacity.", "Opacity."]
+    assert b"Electronically" not in opened.content and b"AI draft" not in opened.content
+
+
+def test_a_senior_who_read_the_case_does_not_review_it(world: ReadWorld) -> None:
+    """Someone who is both a reader and a senior would know the arms of their own case."""
+    submit_both(world)
+    case = world.assignment(Arm.AI_ASSISTED).case
+    reader_user = world.readers[Arm.SCP].user
+    world.senior.user = reader_user
+    world.senior.save()
+    senior = client_of(world.senior)
+    reviews = f"/api/trials/{world.trial.slug}/reviews/"
+    assert senior.get(reviews).json()["total"] == 0
+    assert senior.post(f"{reviews}{case.pk}/open/").status_code == 404

@@ -56,9 +56,11 @@ def test_a_good_file_imports_and_builds(campaign):
     pairs = campaign.items.filter(kind=Item.Kind.PAIR)
     assert set(pairs.values_list("other__source", flat=True)) == {"published"}
     assert pairs.first().instruments == [inst.PREFERENCE, inst.SOURCE_ID]
-    # both raters rate every single item; a case's two pairs share the published report, so
-    # they go to different raters (one each): 4 x 2 + 4 x 1
-    assert campaign.rater_items.count() == 12
+    # a case's single items show the published report as the reference, and its two pairs
+    # each contain it: singles, pair 1 and pair 2 go to disjoint raters. With 2 raters, per
+    # case one rater takes the 2 singles, the other one pair, and the second pair waits for
+    # more raters: 2 x (2 + 1)
+    assert campaign.rater_items.count() == 6
 
 
 def test_a_utf8_bom_and_crlf_are_fine(campaign):
@@ -191,3 +193,36 @@ def test_retrospective_with_worker_drafts_rates_them_as_a_source(campaign):
     pair = campaign.items.get(kind=Item.Kind.PAIR, report=report)
     assert pair.other.source == "published"
     assert pair.instruments == [inst.PREFERENCE, inst.SOURCE_ID]
+
+
+def test_no_rater_sees_the_published_report_as_reference_and_in_a_pair(campaign):
+    """A rater who saw the published report labelled "Reference" would recognise it in a
+    preference or source-identification pair: a case's singles and pairs go to disjoint
+    raters, split evenly between them."""
+    trial = campaign.trial
+    campaign.raters.add(*[MembershipFactory(trial=trial, role=Role.RATER) for _ in range(4)])
+    import_reports(campaign, GOOD.encode(), by=None)
+    svc.build(campaign)
+    for rater in campaign.raters.all():
+        kinds_by_case: dict[str, set[str]] = {}
+        for ri in campaign.rater_items.filter(rater=rater).select_related("item__case"):
+            kinds_by_case.setdefault(ri.item.case.case_id, set()).add(
+                "singles" if ri.item.kind == Item.Kind.SINGLE else f"pair{ri.item.pk}")
+        assert all(len(kinds) == 1 for kinds in kinds_by_case.values()), kinds_by_case
+    for item in campaign.items.all():
+        assert item.rater_items.count() == 2  # 6 raters // 3 groups per case
+
+
+def test_reports_of_an_already_built_case_are_refused(campaign):
+    import_reports(campaign, GOOD.encode(), by=None)
+    svc.build(campaign)
+    problems = refused_after(campaign, rows("R001,modelC,Late findings.,Late."))
+    assert problems == ["line 2: case 'R001' already has items in this campaign; its reports "
+                        "cannot change"]
+
+
+def test_a_closed_campaign_is_not_built_again(campaign):
+    import_reports(campaign, GOOD.encode(), by=None)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CLOSED)
+    with pytest.raises(svc.CampaignError, match="closed"):
+        svc.build(campaign)

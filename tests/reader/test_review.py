@@ -9,7 +9,7 @@ from reader import review as svc
 from reader.models import Review
 from tests.factories import MembershipFactory
 from tests.reader.world import ReadWorld, build_read_world
-from trial.models import Arm, AuditEvent, Role
+from trial.models import Arm, AuditEvent, Role, Trial
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +65,45 @@ def test_signing_locks_and_stores_time_and_edit_distances(world: ReadWorld) -> N
     with pytest.raises(rd.Locked):
         svc.save_review(signed, findings="x", impression="y", version=signed.version)
     assert AuditEvent.objects.filter(action="review.signed").count() == 1
+
+
+def test_nothing_changes_once_the_trial_is_locked(world: ReadWorld) -> None:
+    _read_both(world, {Arm.AI_ASSISTED: "AI text.", Arm.SCP: "SCP text."})
+    review = svc.open_review(world.cases[0], senior=world.senior)
+    world.trial.status = Trial.Status.LOCKED
+    world.trial.save()
+    with pytest.raises(rd.Locked, match="trial is locked"):
+        svc.sign(review, findings="Final.", impression="", version=review.version, by=None)
+    reading = world.assignment(Arm.SCP).reading
+    with pytest.raises(rd.Locked, match="trial is locked"):
+        rd.amend(reading, findings="x", impression="", reason="late", by=None)
+    assert Review.objects.get(pk=review.pk).status == Review.Status.OPEN
+
+
+def test_an_amendment_after_the_senior_started_is_refused(world: ReadWorld) -> None:
+    """The senior works from the submitted texts: they must not change underneath."""
+    _read_both(world, {Arm.AI_ASSISTED: "AI text.", Arm.SCP: "SCP text."})
+    svc.open_review(world.cases[0], senior=world.senior)
+    reading = world.assignment(Arm.SCP).reading
+    with pytest.raises(rd.Locked, match="senior has started"):
+        rd.amend(reading, findings="changed", impression="", reason="typo", by=None)
+    reading.refresh_from_db()
+    assert reading.findings == "SCP text." and not reading.amendments.exists()
+
+
+def test_submission_stores_the_edit_distance_from_the_draft(world: ReadWorld) -> None:
+    _read_both(world, {Arm.AI_ASSISTED: "AI text.", Arm.SCP: "SCP text."})
+    ai = world.assignment(Arm.AI_ASSISTED).reading
+    expected = svc.edit_distance(svc.report_text(ai.draft.findings, ai.draft.impression),
+                                 svc.report_text("AI text.", "Normal."))
+    assert ai.edit_distance_from_draft == expected > 0
+    assert world.assignment(Arm.SCP).reading.edit_distance_from_draft is None
+
+
+def test_signing_right_after_start_from_keeps_the_choice(world: ReadWorld) -> None:
+    """The page may sign before its first autosave: the sign-off carries the choice too."""
+    _read_both(world, {Arm.AI_ASSISTED: "AI text.", Arm.SCP: "SCP text."})
+    review = svc.open_review(world.cases[0], senior=world.senior)
+    signed = svc.sign(review, findings="SCP text.", impression="Normal.", version=0, by=None,
+                      started_from="report2")
+    assert Review.objects.get(pk=signed.pk).started_from == "report2"

@@ -273,13 +273,6 @@ def test_the_viewer_endpoint_returns_the_metadata(client, world) -> None:
     assert response.json() == viewer_meta(image)
 
 
-def other_case_image(world, arm: str) -> Image:
-    """An image of a case not assigned to the reader of ``arm``."""
-    mine = world.assignment(arm).reader
-    return Image.objects.filter(case__trial=world.trial).exclude(
-        case__assignments__reader=mine).first()
-
-
 def make_member(world, role: str) -> object:
     return MembershipFactory(trial=world.trial, role=role).user
 
@@ -325,13 +318,6 @@ def test_who_may_get_an_image(client, world, who, expected, endpoint) -> None:
         assert "Content-Encoding" not in response
     elif endpoint == "pixels":
         body(response)
-
-
-def test_a_reader_does_not_get_an_image_of_a_case_not_theirs(client, world) -> None:
-    reader = make_member(world, Role.READER)
-    client.force_login(reader)
-    image = Image.objects.filter(case__trial=world.trial).first()
-    assert client.get(pixels_url(image)).status_code == 403
 
 
 def test_an_unknown_image_is_404(client, world) -> None:

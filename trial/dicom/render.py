@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
@@ -30,11 +32,7 @@ def display_pixels(ds: Dataset, *, window: Window | None = None) -> np.ndarray:
     Without an override: the file's VOI LUT, else its first window, else the full range of
     the modality-LUT output.
     """
-    arr = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise ValueError("Only single-channel (monochrome) images can be displayed.")
+    arr = first_frame(ds)
     values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
     center, width = first_number(ds.get("WindowCenter")), first_number(ds.get("WindowWidth"))
     if window is not None:
@@ -47,10 +45,25 @@ def display_pixels(ds: Dataset, *, window: Window | None = None) -> np.ndarray:
     else:
         scaled = _full_range(values)
     out = np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return 255 - out if inverted(ds) else out
+
+
+def first_frame(ds: Dataset) -> np.ndarray:
+    """The stored pixel values of the first frame (2-D; colour images are refused)."""
+    arr = ds.pixel_array
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError("Only single-channel (monochrome) images can be displayed.")
+    return arr
+
+
+def inverted(ds: Dataset) -> bool:
+    """Shown white-on-black reversed: MONOCHROME1, flipped again by an INVERSE presentation."""
     inverse = str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
     if str(ds.get("PresentationLUTShape", "") or "").upper() == "INVERSE":
         inverse = not inverse
-    return 255 - out if inverse else out
+    return inverse
 
 
 def first_number(value: object) -> float | None:
@@ -98,11 +111,29 @@ def _full_range(x: np.ndarray) -> np.ndarray:
     return (x - low) / (high - low)
 
 
+def derived_dir(image: Image) -> Path:
+    """MEDIA_ROOT/derived/<sha256>/: everything made from one file, content-addressed."""
+    return Path(settings.MEDIA_ROOT) / "derived" / image.sha256
+
+
 def derived_path(image: Image, *, window: Window | None, max_size: int | None) -> Path:
     """MEDIA_ROOT/derived/<sha256>/<params>.png: content-addressed, so never stale."""
     view = f"w{window[0]:g}_{window[1]:g}" if window else "default"
     size = f"s{max_size}" if max_size else "full"
-    return Path(settings.MEDIA_ROOT) / "derived" / image.sha256 / f"{view}_{size}.png"
+    return derived_dir(image) / f"{view}_{size}.png"
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write then rename: a concurrent reader never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def render_png(image: Image, *, window: Window | None = None,
@@ -117,14 +148,5 @@ def render_png(image: Image, *, window: Window | None = None,
     picture = PILImage.fromarray(pixels)
     if max_size and max(picture.size) > max_size:
         picture.thumbnail((max_size, max_size), PILImage.Resampling.LANCZOS)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a concurrent reader never sees half a PNG.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            picture.save(out, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(target, lambda out: picture.save(out, format="PNG"))
     return target

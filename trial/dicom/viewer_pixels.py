@@ -20,22 +20,18 @@ use the same viewer under strict blinding.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
-from django.conf import settings
 from django.urls import reverse
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 
 from ..models import Image
-from .render import first_number
+from .render import derived_dir, first_frame, first_number, inverted, write_atomically
 
 FORMAT_VERSION = 1
 PIXELS_NAME = "pixels-u16.gz"
@@ -49,11 +45,6 @@ GZIP_STRATEGY = zlib.Z_RLE
 HISTOGRAM_SAMPLES = 1_000_000  # presets come from a regular sample of about this many pixels
 U16_MAX = 65535
 HU_PRESETS = (("Lung", -600.0, 1500.0), ("Mediastinum", 40.0, 400.0), ("Bone", 400.0, 1800.0))
-
-
-def derived_dir(image: Image) -> Path:
-    """MEDIA_ROOT/derived/<sha256>/, shared with ``render.render_png``."""
-    return Path(settings.MEDIA_ROOT) / "derived" / image.sha256
 
 
 def viewer_pixels(image: Image) -> Path:
@@ -87,22 +78,17 @@ def _build(image: Image) -> dict[str, Any]:
         ds = pydicom.dcmread(fh)
     u16, scale, offset = encode_pixels(ds)
     folder = derived_dir(image)
-    folder.mkdir(parents=True, exist_ok=True)
     packed = gzip_bytes(u16)
-    _write_atomically(folder / PIXELS_NAME, lambda out: out.write(packed))
+    write_atomically(folder / PIXELS_NAME, lambda out: out.write(packed))
     meta = _describe(ds, u16, scale=scale, offset=offset)
     text = json.dumps(meta, separators=(",", ":")).encode()
-    _write_atomically(folder / META_NAME, lambda out: out.write(text))
+    write_atomically(folder / META_NAME, lambda out: out.write(text))
     return meta
 
 
 def encode_pixels(ds: Dataset) -> tuple[np.ndarray, float, float]:
     """(uint16 array, scale, offset) of the first frame, modality = uint16 * scale + offset."""
-    arr = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise ValueError("Only single-channel (monochrome) images can be displayed.")
+    arr = first_frame(ds)
     linear = not ds.get("ModalityLUTSequence")
     if linear and arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
         slope, intercept = 1.0, 0.0
@@ -128,18 +114,6 @@ def gzip_bytes(u16: np.ndarray) -> bytes:
     return packer.compress(memoryview(data).cast("B")) + packer.flush()
 
 
-def _write_atomically(target: Path, write: Callable) -> None:
-    """Write then rename: a concurrent reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _describe(ds: Dataset, u16: np.ndarray, *, scale: float, offset: float) -> dict[str, Any]:
     """Metadata from the decoded data: range, default window, inversion, presets."""
     levels = int(u16.max()) + 1
@@ -158,10 +132,7 @@ def _describe(ds: Dataset, u16: np.ndarray, *, scale: float, offset: float) -> d
     lowest, highest = sorted((value(0), value(levels - 1)))
     full = _window(lowest, highest, scale)
     default, source, note = _file_window(ds, full)
-    photometric = str(ds.get("PhotometricInterpretation", ""))
-    invert = photometric == "MONOCHROME1"
-    if str(ds.get("PresentationLUTShape", "") or "").upper() == "INVERSE":
-        invert = not invert
+    invert = inverted(ds)
     hu = str(ds.get("RescaleType", "") or "").upper() == "HU" or ds.get("Modality") == "CT"
     presets = [{"name": "Default", **default, "title": f"The image's own window ({source})"}]
     if hu:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,10 +47,16 @@ def active_endpoint(trial: Trial) -> ModelEndpoint | None:
 
 def current_draft(case: Case) -> Draft | None:
     """The draft of ``case`` by its trial's endpoint as configured now (None if none)."""
-    endpoint = active_endpoint(case.trial)
+    return current_drafts(case.trial, [case.pk]).get(case.pk)
+
+
+def current_drafts(trial: Trial, case_ids: Iterable[int]) -> dict[int, Draft]:
+    """Case id -> its current draft, for many cases in two queries (a worklist's length)."""
+    endpoint = active_endpoint(trial)
     if endpoint is None:
-        return None
-    return Draft.objects.filter(case=case, fingerprint=endpoint.fingerprint).first()
+        return {}
+    drafts = Draft.objects.filter(case_id__in=list(case_ids), fingerprint=endpoint.fingerprint)
+    return {draft.case_id: draft for draft in drafts}
 
 
 def build_prompt(endpoint: ModelEndpoint, case: Case) -> str:
@@ -100,26 +107,40 @@ def queue_draft(case: Case) -> Draft | None:
     return draft
 
 
-def retry_failed(draft: Draft, *, by=None) -> bool:
-    """Put a failed draft back in the queue (attempts start again); audited. False if not failed.
+def requeue_failed(draft: Draft, *, by=None) -> Draft | None:
+    """Put a failed draft back in the queue (attempts start again), audited, without sending it.
 
-    Also False for a draft of an earlier configuration: its task would run the case's current
-    draft instead, and the old one would stay queued for ever.
+    Returns the re-queued draft, or None if it is not failed (any more: someone else may have
+    retried it meanwhile) or is a draft of an earlier configuration: its task would run the
+    case's current draft instead, and the old one would stay queued for ever.
     """
     endpoint = active_endpoint(draft.case.trial)
     if endpoint is None or draft.fingerprint != endpoint.fingerprint:
-        return False
+        return None
     with transaction.atomic():
         locked = Draft.objects.select_for_update().get(pk=draft.pk)
         if locked.status != Draft.Status.FAILED:
-            return False
+            return None
         before = {"status": locked.status, "error": locked.error, "attempts": locked.attempts}
         locked.status, locked.attempts, locked.error = Draft.Status.QUEUED, 0, ""
         locked.queued_at, locked.sent_at = timezone.now(), None
         locked.save(update_fields=["status", "attempts", "error", "queued_at", "sent_at"])
         audit.record(action="draft.retried", obj=locked, actor=by, trial=draft.case.trial,
                      before=before, after={"status": locked.status})
-    send(locked)
+    return locked
+
+
+def retry_failed(draft: Draft, *, by=None) -> bool:
+    """Re-queue a failed draft (``requeue_failed``) and send it; False if it was not re-queued.
+
+    True once re-queued, even if the broker could not take it now: the draft stays queued and
+    the periodic sweep sends it (callers read False as "refused"). To tell "not sent" apart,
+    call ``requeue_failed`` and ``send`` as ``generate_drafts`` does.
+    """
+    requeued = requeue_failed(draft, by=by)
+    if requeued is None:
+        return False
+    send(requeued)
     return True
 
 

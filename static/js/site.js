@@ -1,0 +1,15 @@
+/* On every page. Signing out removes the report copies the editor keeps in this browser's
+ * local storage (reading:* and review:*): on a shared workstation the next person must not
+ * find another person's report text. */
+(function () {
+  "use strict";
+  const form = document.getElementById("sign-out");
+  if (!form) return;
+  form.addEventListener("submit", () => {
+    try {
+      Object.keys(localStorage)
+        .filter((key) => key.startsWith("reading:") || key.startsWith("review:"))
+        .forEach((key) => localStorage.removeItem(key));
+    } catch (e) { /* storage unavailable: nothing was kept */ }
+  });
+})();
