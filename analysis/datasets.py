@@ -14,9 +14,9 @@ from typing import BinaryIO
 import pandas as pd
 
 from reader.campaigns import shown_reports
+from reader.instruments import COMPLEX_AT, NO_FINDING
 from reader.models import Reading, Review
 from reader.rating_models import Campaign, RaterItem
-from reader.review import edit_distance, report_text
 from trial.models import Arm, Trial
 
 RATING_COLUMNS = [
@@ -28,8 +28,6 @@ READING_COLUMNS = [
     "gap_seconds", "findings_ticked", "n_findings", "complex_case", "draft_used",
     "edit_distance_from_draft", "senior_edit_distance",
 ]
-NO_FINDING = "No Finding"
-COMPLEX_AT = 3  # PROTOCOL.md: >= 3 imaging manifestations
 
 
 def _number(value: object) -> object:
@@ -85,7 +83,7 @@ def readings(trial: Trial) -> pd.DataFrame:
                                                           status=Review.Status.SIGNED)}
     rows = []
     queryset = (Reading.objects.filter(assignment__case__trial=trial)
-                .select_related("assignment__case__site", "assignment__reader__user", "draft")
+                .select_related("assignment__case__site", "assignment__reader__user")
                 .order_by("assignment__case__case_id", "assignment__arm"))
     for reading in queryset:
         assignment = reading.assignment
@@ -95,27 +93,25 @@ def readings(trial: Trial) -> pd.DataFrame:
         if review is not None:
             distance = (review.edit_distance_ai if assignment.arm == Arm.AI_ASSISTED
                         else review.edit_distance_scp)
-        from_draft = None
-        if reading.draft is not None and reading.status == Reading.Status.SUBMITTED:
-            from_draft = edit_distance(
-                report_text(reading.draft.findings, reading.draft.impression),
-                report_text(reading.findings, reading.impression))
+        submitted = reading.status == Reading.Status.SUBMITTED
         rows.append({
             "trial": trial.slug, "case": assignment.case.case_id,
             "site": assignment.case.site.code, "arm": assignment.arm,
             "reader": assignment.reader.user.get_username(), "status": reading.status,
             "reading_seconds": reading.reading_time_s, "active_seconds": reading.active_time_s,
-            "gap_seconds": reading.gap_s if reading.status == Reading.Status.SUBMITTED else None,
+            "gap_seconds": reading.gap_s if submitted else None,
             "findings_ticked": ";".join(sorted(reading.labels)), "n_findings": len(labels),
             "complex_case": len(labels) >= COMPLEX_AT,
             "draft_used": reading.started_from == Reading.Start.DRAFT,
-            "edit_distance_from_draft": from_draft, "senior_edit_distance": distance,
+            # Stored at submission and amendment (None without a draft).
+            "edit_distance_from_draft": reading.edit_distance_from_draft if submitted else None,
+            "senior_edit_distance": distance,
         })
     return pd.DataFrame(rows, columns=READING_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------
-# Cases and the CONSORT flow
+# Cases
 # --------------------------------------------------------------------------------------------
 
 CASE_COLUMNS = [
@@ -132,26 +128,27 @@ def age_class(age: object) -> str | None:
     return "<18" if years < 18 else ("18-60" if years <= 60 else ">60")
 
 
-def cases(trial: Trial) -> pd.DataFrame:
+def cases(trial: Trial, *, readings_frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per screened case, with its baseline data and a derived complex-case flag.
 
     No reference labels are stored (the senior signs text), so ``complex_case`` is derived from
     the readings: a case is complex when any submitted reading ticked >= 3 findings other than
     "No Finding" (``n_findings_max``); the flag is missing for cases not read yet.
+    ``readings_frame``: the trial's :func:`readings`, when the caller has it already (else it
+    is loaded here).
     """
     from trial.models import Case
 
-    ticked: dict[int, list[int]] = {}
-    for case_pk, labels in (Reading.objects
-                            .filter(assignment__case__trial=trial,
-                                    status=Reading.Status.SUBMITTED)
-                            .values_list("assignment__case_id", "labels")):
-        ticked.setdefault(case_pk, []).append(
-            len([label for label in (labels or []) if label != NO_FINDING]))
+    if readings_frame is None:
+        readings_frame = readings(trial)
+    submitted = readings_frame[readings_frame["status"] == Reading.Status.SUBMITTED]
+    ticked: dict[str, list[int]] = {}
+    for case_id, n_findings in zip(submitted["case"], submitted["n_findings"], strict=True):
+        ticked.setdefault(case_id, []).append(int(n_findings))
     rows = []
     for case in (Case.objects.filter(trial=trial).select_related("site")
                  .order_by("case_id")):
-        counts = ticked.get(case.pk, [])
+        counts = ticked.get(case.case_id, [])
         n_max = max(counts) if counts else None
         rows.append({
             "trial": trial.slug, "case": case.case_id, "site": case.site.code,
@@ -165,17 +162,11 @@ def cases(trial: Trial) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CASE_COLUMNS)
 
 
-def flow(trial: Trial) -> dict:
-    """CONSORT-style counts (screened, excluded by reason, enrolled, read per arm, rated)."""
-    from analysis.summary import flow_counts
-
-    return flow_counts(cases(trial), readings(trial), ratings(trial))
-
-
 # --------------------------------------------------------------------------------------------
 # Exports: CSV, XLSX with a data dictionary, and a long format for R
 # --------------------------------------------------------------------------------------------
 
+DICTIONARY_CSV = "data_dictionary.csv"
 LONG_COLUMNS = ["trial", "campaign", "case", "site", "source", "arm", "reader", "rater",
                 "instrument", "value", "answer"]
 
@@ -287,19 +278,28 @@ def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "column", "type", "description"])
 
 
-def export_csv(frames: dict[str, pd.DataFrame], directory: Path | str) -> list[Path]:
-    """Write each table as ``<name>.csv`` plus ``data_dictionary.csv``; returns the paths
-    in the written order (that order is also the data snapshot's hash order)."""
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False, lineterminator="\n").encode()
+
+
+def csv_files(frames: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+    """Every table as ``<name>.csv`` (in the frames' order), then ``DICTIONARY_CSV``: the one
+    serialisation the CSV export, the zip download and the data snapshot hash all use (the
+    hash is over the tables' files, in this order, the dictionary left out)."""
+    files = {f"{name}.csv": _csv(frame) for name, frame in frames.items()}
+    files[DICTIONARY_CSV] = _csv(data_dictionary(frames))
+    return files
+
+
+def export_csv(files: dict[str, bytes], directory: Path | str) -> list[Path]:
+    """Write :func:`csv_files` into ``directory``; returns the paths in the written order."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in frames.items():
-        path = folder / f"{name}.csv"
-        frame.to_csv(path, index=False, lineterminator="\n")
+    for name, content in files.items():
+        path = folder / name
+        path.write_bytes(content)
         written.append(path)
-    path = folder / "data_dictionary.csv"
-    data_dictionary(frames).to_csv(path, index=False, lineterminator="\n")
-    written.append(path)
     return written
 
 
@@ -314,5 +314,5 @@ def export_xlsx(frames: dict[str, pd.DataFrame], path: Path | str | BinaryIO) ->
 def export_frames(trial: Trial) -> dict[str, pd.DataFrame]:
     """The tidy tables of a trial, in the fixed export order: cases, readings, ratings, long."""
     rating_rows, reading_rows = ratings(trial), readings(trial)
-    return {"cases": cases(trial), "readings": reading_rows, "ratings": rating_rows,
-            "long": long_format(rating_rows, reading_rows)}
+    return {"cases": cases(trial, readings_frame=reading_rows), "readings": reading_rows,
+            "ratings": rating_rows, "long": long_format(rating_rows, reading_rows)}

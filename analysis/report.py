@@ -15,7 +15,7 @@ import io
 import json
 import platform
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +33,18 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis import datasets  # noqa: E402
-from analysis.summary import AI, ARMS, SCP, summarize  # noqa: E402
+from analysis.summary import (  # noqa: E402
+    AGREEMENT,
+    AI,
+    ARMS,
+    QUALITY,
+    SCP,
+    arm_scores,
+    outcome_rows,
+    summarize,
+)
+from reader.instruments import RADPEER_ACR2016  # noqa: E402
+from reader.models import Reading  # noqa: E402
 from trial.models import Draft, ModelEndpoint, Trial  # noqa: E402
 
 Progress = Callable[[int, int, str], None]
@@ -338,28 +349,40 @@ def _preference_figure(summary: dict) -> Figure | None:
     return fig
 
 
-def build_figures(ratings: pd.DataFrame, readings: pd.DataFrame,
-                  summary: dict) -> dict[str, tuple[str, bytes]]:
+FigureData = dict[str, tuple[str, str, dict[str, pd.Series]]]
+
+
+def figure_data(ratings: pd.DataFrame, readings: pd.DataFrame, *,
+                acr_campaigns: Iterable[Any] = ()) -> FigureData:
+    """What the by-arm figures plot, by file stem: (title, y label, values per arm).
+
+    Quality and agreement plot the per-report scores the outcome tables are computed from
+    (``summary.outcome_rows``: ACR RADPEER campaigns left out, as in the tables); reading time
+    plots the submitted readings."""
+    acr = set(acr_campaigns)
+    data: FigureData = {}
+    for stem, instrument, title in (("quality_by_arm", QUALITY, "Report quality (Likert)"),
+                                    ("agreement_by_arm", AGREEMENT, "Agreement (RADPEER)")):
+        scores = arm_scores(outcome_rows(ratings, instrument, acr)[0])
+        data[stem] = (title, "per-report mean score",
+                      {arm: scores.loc[scores["arm"] == arm, "value"] for arm in ARMS})
+    submitted = readings[readings["status"] == Reading.Status.SUBMITTED]
+    data["reading_time_by_arm"] = (
+        "Reading time", "seconds",
+        {arm: pd.to_numeric(submitted.loc[submitted["arm"] == arm, "reading_seconds"],
+                            errors="coerce") for arm in ARMS})
+    return data
+
+
+def build_figures(ratings: pd.DataFrame, readings: pd.DataFrame, summary: dict, *,
+                  acr_campaigns: Iterable[Any] = ()) -> dict[str, tuple[str, bytes]]:
     """PNG figures by file stem: (title, bytes). Quality, agreement, reading time, preference."""
     figures: dict[str, tuple[str, bytes]] = {}
-    prospective = ratings[(ratings["campaign_kind"] == "prospective")
-                          & (ratings["item_kind"] == "single") & ratings["arm"].isin(ARMS)]
-    for stem, instrument, title in (("quality_by_arm", "likert", "Report quality (Likert)"),
-                                    ("agreement_by_arm", "radpeer", "Agreement (RADPEER)")):
-        rows = prospective[prospective["instrument"] == instrument]
-        rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce")).dropna(
-            subset=["value"])
-        scores = rows.groupby(["case", "arm"])["value"].mean().reset_index()
-        fig = _by_arm_figure({arm: scores.loc[scores["arm"] == arm, "value"] for arm in ARMS},
-                             title, "per-report mean score")
+    for stem, (title, ylabel, groups) in figure_data(ratings, readings,
+                                                     acr_campaigns=acr_campaigns).items():
+        fig = _by_arm_figure(groups, title, ylabel)
         if fig is not None:
             figures[stem] = (title, _png(fig))
-    submitted = readings[readings["status"] == "submitted"]
-    fig = _by_arm_figure({arm: pd.to_numeric(submitted.loc[submitted["arm"] == arm,
-                                                           "reading_seconds"], errors="coerce")
-                          for arm in ARMS}, "Reading time", "seconds")
-    if fig is not None:
-        figures["reading_time_by_arm"] = ("Reading time", _png(fig))
     fig = _preference_figure(summary)
     if fig is not None:
         figures["preference"] = ("Pairwise preference", _png(fig))
@@ -370,16 +393,13 @@ def build_figures(ratings: pd.DataFrame, readings: pd.DataFrame,
 # Provenance and the context
 # --------------------------------------------------------------------------------------------
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A tidy table as exported (the bytes the snapshot hash is over)."""
-    return frame.to_csv(index=False, lineterminator="\n").encode()
-
-
-def provenance(trial: Trial, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """Data snapshot hash, software versions and model endpoint fingerprints."""
+def provenance(trial: Trial, csv_files: dict[str, bytes]) -> dict[str, Any]:
+    """Data snapshot hash (over ``datasets.csv_files``' tables, the bytes exported), software
+    versions and model endpoint fingerprints."""
+    data_files = [name for name in csv_files if name != datasets.DICTIONARY_CSV]
     digest = hashlib.sha256()
-    for frame in frames.values():
-        digest.update(csv_bytes(frame))
+    for name in data_files:
+        digest.update(csv_files[name])
     versions = {"Python": platform.python_version()}
     for package in PACKAGES:
         try:
@@ -398,7 +418,7 @@ def provenance(trial: Trial, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
         drafts[key]["drafts"] += 1
     return {
         "data_sha256": digest.hexdigest(),
-        "data_files": [f"{name}.csv" for name in frames],
+        "data_files": data_files,
         "hash_note": "SHA-256 over the tidy CSVs as exported, concatenated in this order",
         "versions": versions, "model_endpoints": endpoints,
         "draft_fingerprints": list(drafts.values()),
@@ -412,27 +432,31 @@ def _noop(done: int, total: int, what: str) -> None:
 
 def build_context(trial: Trial, *, figures: bool = True, mixed: bool = True,
                   progress: Progress = _noop) -> dict[str, Any]:
-    """Everything the outputs show: frames, summary, tables, figures, provenance."""
+    """Everything the outputs show: frames (and their CSV files), summary, tables, figures,
+    provenance."""
     steps = 5
     progress(0, steps, "loading data")
     frames = datasets.export_frames(trial)
     progress(1, steps, "statistics")
-    acr = list(trial.campaigns.filter(radpeer_variant="acr2016").values_list("pk", flat=True))
+    acr = list(trial.campaigns.filter(radpeer_variant=RADPEER_ACR2016)
+               .values_list("pk", flat=True))
     summary = summarize(frames["ratings"], frames["readings"], frames["cases"], mixed=mixed,
                         acr_campaigns=acr)
     progress(2, steps, "tables")
     tables = build_tables(summary)
     progress(3, steps, "figures")
-    pngs = build_figures(frames["ratings"], frames["readings"], summary) if figures else {}
+    pngs = (build_figures(frames["ratings"], frames["readings"], summary, acr_campaigns=acr)
+            if figures else {})
     progress(4, steps, "provenance")
-    prov = provenance(trial, frames)
+    csv_files = datasets.csv_files(frames)
+    prov = provenance(trial, csv_files)
     summary["provenance"] = prov
     summary["trial"] = {"slug": trial.slug, "name": trial.name,
-                        "registry_id": getattr(trial, "registry_id", "")}
+                        "registry_id": trial.registry_id}
     progress(5, steps, "done")
     return {
         "trial": trial, "summary": summary, "tables": tables, "frames": frames,
-        "pngs": pngs, "provenance": prov,
+        "csv_files": csv_files, "pngs": pngs, "provenance": prov,
         "figures": [{"stem": stem, "title": title,
                      "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}
                     for stem, (title, png) in pngs.items()],
@@ -548,7 +572,7 @@ def build_report(trial: Trial, out_dir: Path | str, *, figures: bool = True, pdf
         path = out / "figures" / f"{stem}.png"
         path.write_bytes(png)
         files.figures.append(path)
-    files.data = datasets.export_csv(context["frames"], out / "data")
+    files.data = datasets.export_csv(context["csv_files"], out / "data")
     xlsx = out / "data" / "data.xlsx"
     datasets.export_xlsx(context["frames"], xlsx)
     files.data.append(xlsx)

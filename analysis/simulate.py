@@ -37,14 +37,13 @@ from django.utils import timezone
 
 from reader import campaigns, reading, review
 from reader import instruments as inst
+from reader.instruments import COMPLEX_AT, FINDINGS, NO_FINDING
 from reader.models import Reading, ReadingEvent, Review
 from reader.rating_models import Campaign, RaterItem, Rating
-from reader.state import FINDINGS
 from trial import audit
 from trial.models import Arm, Assignment, Case, Membership, Role, Trial
 
 CAMPAIGN_NAME = "Prospective quality and preference"
-NO_FINDING = "No Finding"
 
 # Prevalence of each finding among cases with suspected thoracic disease (a plausible mix,
 # not the reference trial's figures); "No Finding" is what is left when none is present.
@@ -215,7 +214,7 @@ class _CaseTruth:
 
     @property
     def complex(self) -> bool:
-        return len(self.findings) >= 3
+        return len(self.findings) >= COMPLEX_AT
 
 
 @dataclass
@@ -291,7 +290,6 @@ class _Simulation:
         self.reader_q: dict[int, float] = {}
         self.reader_t: dict[int, float] = {}
         self.rater_sev: dict[int, float] = {}
-        self.truth: dict[int, _CaseTruth] = {}
         self.done: dict[int, dict[str, _Done]] = {}
 
     # --- setup -----------------------------------------------------------------------------
@@ -485,7 +483,10 @@ class _Simulation:
                                              item__case__in=list(self.done))
                     .select_related("campaign__trial", "item__report", "item__other",
                                     "rater__user")
-                    .order_by("rater", "position"))
+                    # Not by position: the campaign's orders are seeded with database ids,
+                    # and the draws below must not depend on them (same seed, same data).
+                    .order_by("rater", "item__case__case_id", "item__report__source",
+                              "item__other__source"))
         means = {inst.LIKERT: (e.likert_scp, e.likert_ai_minus_scp),
                  inst.RADPEER: (e.radpeer_scp, e.radpeer_ai_minus_scp)}
         seconds: dict[int, float] = {}
@@ -541,7 +542,6 @@ class _Simulation:
         cases = self._cases()
         for n, (case, assignments) in enumerate(cases, 1):
             truth = self._draw_case()
-            self.truth[case.pk] = truth
             self.done[case.pk] = {arm: self._read(assignments[arm], truth)
                                   for arm in (Arm.AI_ASSISTED, Arm.SCP)}
             self.summary.complex_cases += truth.complex

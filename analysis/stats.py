@@ -1054,8 +1054,8 @@ class SampleSize(_Result):
 
     ``n_exact`` is the continuous solution of power(n) = target (188.39 for the reference
     trial), ``n_evaluable`` the smallest whole n reaching the target (189), ``n_required``
-    what to recruit, n_evaluable/(1 − dropout) rounded up (270). ``unit`` says whether n
-    counts pairs (cases read in both arms) or subjects per group; ``n_total`` is the total
+    what to recruit, n_evaluable/(1 − dropout) rounded up (270). ``unit`` says what n
+    counts: "pairs" (cases read in both arms) or "cases per group"; ``n_total`` is the total
     number of subjects to recruit (2 × n_required for independent groups).
     """
 
@@ -1115,7 +1115,7 @@ def sample_size(delta: float, sd: float, *, alpha: float = 0.05, power: float = 
         n_evaluable += 1
     n_required = math.ceil(round(n_evaluable / (1 - dropout), 9))
     return SampleSize(
-        design=design, unit="pairs" if design == "paired" else "per group", delta=delta,
+        design=design, unit="pairs" if design == "paired" else "cases per group", delta=delta,
         sd=sd, effect_size=d, alpha=alpha, power=power, dropout=dropout, n_exact=n_exact,
         n_evaluable=n_evaluable, achieved_power=float(_power(n_evaluable, d, alpha, design)),
         n_required=n_required,

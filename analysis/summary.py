@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
+from reader.instruments import COMPLEX_AT, FINDINGS, NO_FINDING
 
 AI, SCP = "ai_assisted", "scp"
 ARMS = (AI, SCP)
@@ -34,12 +35,6 @@ QUALITY, AGREEMENT = "likert", "radpeer"
 OUTCOMES = {"quality": QUALITY, "agreement": AGREEMENT}
 PROSPECTIVE, RETROSPECTIVE = "prospective", "retrospective"
 HUMAN_SOURCES = {AI, SCP, "published"}
-# PROTOCOL.md's 14 CheXpert findings (a copy of reader.state.FINDINGS: this module is pure).
-FINDINGS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
-)
 # Preference comparisons are oriented "A vs B" with A the first of these (then by name).
 _SOURCE_ORDER = {"ai_alone": 0, AI: 1, SCP: 3, "published": 4}
 
@@ -54,8 +49,8 @@ NOTES = [
     "Preference: a case counts for A when a strict majority of its raters (3 of 5 as in the "
     "reference trial) preferred A; cases with fewer raters than the most rated case are "
     "dropped (counted); pooled-vote figures ignore clustering.",
-    "Complex case: any reader ticked >= 3 findings other than No Finding (no reference labels "
-    "are stored).",
+    f"Complex case: any reader ticked >= {COMPLEX_AT} findings other than {NO_FINDING} (no "
+    "reference labels are stored).",
 ]
 
 
@@ -74,8 +69,7 @@ def _attempt(compute: Callable[[], Any]) -> dict[str, Any]:
         result = compute()
     except stats.StatsError as exc:
         return unavailable(str(exc))
-    data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
-    return {"available": True, **data}
+    return {"available": True, **result.as_dict()}
 
 
 def clean(value: Any) -> Any:
@@ -200,12 +194,27 @@ def _report_scores(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return rows.groupby(keys, as_index=False, sort=True)["value"].mean()
 
 
+def outcome_rows(ratings: pd.DataFrame, instrument: str,
+                 acr_campaigns: set[Any]) -> tuple[pd.DataFrame, list[str]]:
+    """The rating rows a prospective outcome is computed from (single reports, numeric values,
+    ACR RADPEER campaigns left out) and the notes saying what was left out. The tables and the
+    report's figures both start from these rows."""
+    prospective = ratings[ratings["campaign_kind"] == PROSPECTIVE]
+    rows, notes = _scored_rows(prospective, instrument, acr_campaigns)
+    return rows[rows["item_kind"] == "single"], notes
+
+
+def arm_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-report scores of the arms' reports (the mean over raters): case, arm, value."""
+    return _report_scores(rows[rows["arm"].isin(ARMS)], ["case", "arm"])
+
+
 def arm_outcome(rows: pd.DataFrame, *, mixed: bool) -> dict[str, Any]:
     """Mean ± SD per arm of per-report scores; Student, Welch and paired t; the mixed model."""
     rows = rows[rows["arm"].isin(ARMS)]
     if not len(rows):
         return unavailable("no ratings of the arms' reports yet")
-    scores = _report_scores(rows, ["case", "arm"])
+    scores = arm_scores(rows)
     by_arm = {arm: scores.loc[scores["arm"] == arm, "value"] for arm in ARMS}
     result: dict[str, Any] = {
         "available": True, "n_ratings": len(rows), "n_raters": int(rows["rater"].nunique()),
@@ -308,7 +317,7 @@ def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
                  "matrix": [[correct, n - correct], [n - correct, correct]],
                  "n_answers": n, "correct": correct,
                  "accuracy": _attempt(lambda c=correct, t=n: stats.proportion_ci(c, t)),
-                 "p_vs_chance": stats.binomial_test(correct, n) if n else None}
+                 "p_vs_chance": stats.binomial_test(correct, n)}
         per_rater = group.assign(ok=(picks == model[0])).groupby("rater")["ok"].mean()
         entry["accuracy_per_rater"] = {str(k): float(v) for k, v in per_rater.items()}
         out["comparisons"][key] = entry
@@ -348,7 +357,6 @@ def reading_time(readings: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
     times = times[times["reading_seconds"].notna()]
     if not len(times):
         return unavailable("no submitted readings yet")
-    complex_cases = set()
     if len(cases) and cases["complex_case"].notna().any():
         complex_cases = set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
     else:
@@ -423,18 +431,16 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
     campaigns with any non-numeric RADPEER answer are detected anyway).
     """
     acr = set(acr_campaigns)
-    prospective = ratings[ratings["campaign_kind"] == PROSPECTIVE]
     outcomes: dict[str, Any] = {}
     kendall: dict[str, Any] = {}
     for name, instrument in OUTCOMES.items():
-        rows, notes = _scored_rows(prospective, instrument, acr)
-        rows = rows[rows["item_kind"] == "single"]
+        rows, notes = outcome_rows(ratings, instrument, acr)
         entry = arm_outcome(rows, mixed=mixed)
         entry["instrument"] = instrument
         if notes:
             entry["notes"] = notes
-        by_source = _report_scores(rows, ["case", "source"]) if len(rows) else rows
         if len(rows):
+            by_source = _report_scores(rows, ["case", "source"])
             entry["per_source"] = {
                 str(s): _attempt(lambda g=g: stats.describe(g["value"]))
                 for s, g in by_source.groupby("source", sort=True)}

@@ -3,6 +3,10 @@
 Open to the trial's statisticians and coordinators (and superusers): 404 to people with no
 role in the trial (its existence is not disclosed), 403 to its other roles. The mixed model
 is slow on large trials (tens of seconds), so the page runs it only when asked (``?mixed=1``).
+
+The analysis modules (pandas, scipy, statsmodels, matplotlib) are imported inside the views,
+not here: the URLconf imports this module, and every process would otherwise pay for them at
+start-up.
 """
 
 from __future__ import annotations
@@ -16,23 +20,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from analysis import datasets
-from analysis.report import build_context, csv_bytes, render_html, render_pdf
 from trial.models import Role, Trial
-from trial.permissions import roles_of
+from trial.permissions import has_role, roles_of
 
-ALLOWED = {Role.STATISTICIAN, Role.COORDINATOR}
+ALLOWED = (Role.STATISTICIAN, Role.COORDINATOR)
 
 
 def analysis_trial(user, slug: str) -> Trial:
     """The trial if ``user`` may see its analysis: 404 to non-members, 403 to other roles."""
     trial = get_object_or_404(Trial, slug=slug)
-    if getattr(user, "is_superuser", False) and user.is_active:
+    if has_role(user, trial, *ALLOWED):
         return trial
-    roles = roles_of(user, trial)
-    if roles & ALLOWED:
-        return trial
-    if roles:
+    if roles_of(user, trial):
         raise PermissionDenied("Only a statistician or coordinator of this trial may see its "
                                "analysis.")
     raise Http404
@@ -41,6 +40,8 @@ def analysis_trial(user, slug: str) -> Trial:
 @login_required
 def report_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The report in the browser (figures embedded), with links to the exports."""
+    from analysis.report import build_context, render_html
+
     trial = analysis_trial(request.user, trial_slug)
     mixed = request.GET.get("mixed") == "1"
     context = build_context(trial, figures=True, mixed=mixed)
@@ -64,6 +65,8 @@ def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
 @login_required
 def export_xlsx(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The tidy tables and their data dictionary as one workbook."""
+    from analysis import datasets
+
     trial = analysis_trial(request.user, trial_slug)
     buffer = io.BytesIO()
     datasets.export_xlsx(datasets.export_frames(trial), buffer)
@@ -74,19 +77,22 @@ def export_xlsx(request: HttpRequest, trial_slug: str) -> HttpResponse:
 @login_required
 def export_csv_zip(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The tidy CSVs (the ones the snapshot hash is over) and data_dictionary.csv, zipped."""
+    from analysis import datasets
+
     trial = analysis_trial(request.user, trial_slug)
-    frames = datasets.export_frames(trial)
+    files = datasets.csv_files(datasets.export_frames(trial))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, frame in frames.items():
-            archive.writestr(f"{name}.csv", csv_bytes(frame))
-        archive.writestr("data_dictionary.csv", csv_bytes(datasets.data_dictionary(frames)))
+        for name, content in files.items():
+            archive.writestr(name, content)
     return _download(buffer.getvalue(), "application/zip", f"{trial.slug}-data.zip")
 
 
 @login_required
 def report_pdf(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The PDF report (without the mixed model unless ``?mixed=1``)."""
+    from analysis.report import build_context, render_pdf
+
     trial = analysis_trial(request.user, trial_slug)
     context = build_context(trial, figures=True, mixed=request.GET.get("mixed") == "1")
     buffer = io.BytesIO()

@@ -22,14 +22,11 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,51 +83,31 @@ def create_database(server_url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-@dataclass
 class Workers:
-    """Real ``celery -A config worker`` processes, each with one pool process."""
+    """Real ``celery -A config worker`` processes (``tests/celery_helpers.py``), one pool process
+    each, stopped (warm shutdown) when ``stack`` closes."""
 
-    env: dict[str, str]
-    logs: Path
-    pool: str
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    def __init__(self, stack: contextlib.ExitStack, env: dict[str, str], logs: Path,
+                 pool: str) -> None:
+        self.stack, self.env, self.logs, self.pool = stack, env, logs, pool
+        self.count = 0
 
     def start(self, count: int) -> list[int]:
         """Start workers until ``count`` run; returns the indexes of the new ones (ready)."""
-        new = list(range(len(self.procs), count))
+        from tests.celery_helpers import celery_worker, wait_ready  # after Django's settings
+
+        new = list(range(self.count, count))
+        started = []
         for index in new:
-            log = (self.logs / f"worker{index}.log").open("wb")
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "-n", f"bench{index}@%h", "-Q", f"celery,warm{index}",
-                 f"--pool={self.pool}", "--concurrency=1", "-l", "info",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            ))
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        for index in new:
-            while b" ready." not in self.log(index).read_bytes():
-                if self.procs[index].poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"worker {index} did not start:\n{self.tail(index)}")
-                time.sleep(0.1)
+            log = self.logs / f"worker{index}.log"
+            started.append((self.stack.enter_context(celery_worker(
+                redis_url=self.env["REDIS_URL"], queue=f"celery,warm{index}", log=log,
+                name=f"bench{index}", pool=self.pool, env=self.env, include="trial.tasks",
+            )), log))
+            self.count += 1
+        for proc, log in started:  # started together, waited for in turn
+            wait_ready(proc, log, timeout=WORKER_START_TIMEOUT)
         return new
-
-    def log(self, index: int) -> Path:
-        return self.logs / f"worker{index}.log"
-
-    def tail(self, index: int) -> str:
-        return self.log(index).read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # --- the trial -----------------------------------------------------------------------------
@@ -290,8 +267,7 @@ def main() -> None:
         from trial.drafting.pipeline import build_prompt
         from trial.drafting.preprocess import model_png
 
-        workers = Workers(env=env, logs=tmp, pool=args.pool)
-        stack.callback(workers.stop)
+        workers = Workers(stack, env=env, logs=tmp, pool=args.pool)
         print("Starting 1 worker...", flush=True)
         warm_up(workers, workers.start(1), trial, fake, spare)
 

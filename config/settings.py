@@ -141,9 +141,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes the database connection before and after every task unless this
-# is set: a new PostgreSQL connection per task (~10 ms of a 200 ms draft, measured by
-# benchmarks/drafts.py). Kept instead for this many tasks; config/celery.py still drops a
-# connection that is broken or older than DATABASE_CONN_MAX_AGE, as Django does per request.
+# is set: a new PostgreSQL connection (connect and authenticate) for every task. Kept instead
+# for this many tasks; config/celery.py still drops a connection that is broken or older than
+# DATABASE_CONN_MAX_AGE, as Django does per request.
 CELERY_DB_REUSE_MAX = 1000
 # acks_late on Redis: a task taken by a worker that dies is delivered again after this many
 # seconds. Keep it above the longest draft (model timeout x attempts, with backoff).

@@ -8,6 +8,11 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Debian ships ensurepip (which "python -m venv" needs) in python3.11-venv / python3-venv.
+if [ ! -x .venv/bin/python ] && python="$(find_python 2>/dev/null)" &&
+   ! "$python" -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1; then
+  missing+=("${python}-venv")  # python3.11 -> python3.11-venv, python3 -> python3-venv
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing system packages: ${missing[*]}"

@@ -1,5 +1,7 @@
-"""The README's demo path on its embedded default: SQLite, in-process tasks, a real web server."""
+"""The README's demo path on its embedded default: SQLite, in-process tasks, a real web server;
+and ``seed_demo``'s simulation of part of the trial."""
 
+import io
 import os
 import subprocess
 import sys
@@ -7,7 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from django.core.management import call_command
 
+from analysis.simulate import CAMPAIGN_NAME
+from reader.models import Reading, Review
+from reader.rating_models import Campaign, Rating
 from tests.servers import _wait_for_port, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +55,31 @@ def test_demo_runs_on_sqlite_and_serves_the_login_page(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# Committed for real: enrolment queues each AI draft on commit (made at once, in-process), and
+# the simulation reads only cases whose draft is ready.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("options", "simulated"), [
+    ([], 4),  # default: two thirds of the 6 cases
+    (["--simulate-fraction", "0.5"], 3),
+    (["--no-simulate"], 0),
+])
+def test_seed_demo_simulates_part_of_the_trial_unless_told_not_to(options: list[str],
+                                                                  simulated: int) -> None:
+    out = io.StringIO()
+    call_command("seed_demo", "--cases", "6", "--excluded", "0", *options, stdout=out)
+    readings = Reading.objects.filter(assignment__case__trial__slug="demo")
+    assert readings.filter(status=Reading.Status.SUBMITTED).count() == 2 * simulated
+    assert readings.count() == 2 * simulated  # nothing left open
+    signed = Review.objects.filter(case__trial__slug="demo", status=Review.Status.SIGNED).count()
+    ratings = Rating.objects.filter(rater_item__campaign__trial__slug="demo",
+                                    rater_item__campaign__name=CAMPAIGN_NAME).count()
+    if simulated:
+        assert 0 < signed <= simulated  # about 90% of the simulated cases are signed
+        assert ratings > 0
+        assert "Simulating readings, reviews and ratings" in out.getvalue()
+    else:
+        assert (signed, ratings) == (0, 0)
+        assert not Campaign.objects.filter(trial__slug="demo").exists()
+        assert "Simulating" not in out.getvalue()

@@ -24,8 +24,9 @@ def analysed(django_capture_on_commit_callbacks) -> tuple[dict, object]:
         build_demo(cases=30, excluded=2, seed=5)
     trial = Trial.objects.get(slug=DEMO_SLUG)
     truth = simulate_trial(trial, seed=99, effects=EFFECTS)
-    summary = summarize(datasets.ratings(trial), datasets.readings(trial),
-                        datasets.cases(trial), mixed=True)
+    readings = datasets.readings(trial)
+    summary = summarize(datasets.ratings(trial), readings,
+                        datasets.cases(trial, readings_frame=readings), mixed=True)
     return summary, truth
 
 

@@ -13,9 +13,11 @@ import pytest
 from django.core.management import call_command
 
 from analysis import datasets
-from analysis.report import build_report
+from analysis.report import build_report, figure_data
+from analysis.summary import ARMS, summarize
 from reader import campaigns
 from reader.rating_models import RaterItem
+from tests.analysis.test_summary import make_frames
 from tests.factories import MembershipFactory, UserFactory
 from tests.reader.campaign_world import build_campaign_world
 from trial.models import Case, Role
@@ -149,9 +151,43 @@ def test_statistician_page_and_access(world, client) -> None:
                                        "data_dictionary.csv"}
     assert client.get(f"{url}report.pdf").content.startswith(b"%PDF")
 
+    coordinator = MembershipFactory(trial=trial, role=Role.COORDINATOR,
+                                    user=UserFactory(username="coord-analysis")).user
+    client.force_login(coordinator)
+    assert client.get(url).status_code == 200
+
     client.force_login(world.read.readers["scp"].user)
     assert client.get(url).status_code == 403
     assert client.get(f"{url}export.xlsx").status_code == 403
+    assert client.get(f"{url}export.csv.zip").status_code == 403
+    assert client.get(f"{url}report.pdf").status_code == 403
+    client.force_login(world.raters[0].user)
+    assert client.get(url).status_code == 403
     client.force_login(UserFactory(username="stranger"))
     assert client.get(url).status_code == 404
     assert client.get(f"{url}report.pdf").status_code == 404
+    other_statistician = MembershipFactory(role=Role.STATISTICIAN,
+                                           user=UserFactory(username="stat-elsewhere")).user
+    assert other_statistician.memberships.get().trial != trial
+    client.force_login(other_statistician)
+    assert client.get(url).status_code == 404
+
+
+def test_acr_radpeer_campaign_stays_out_of_the_agreement_figure() -> None:
+    """ACR RADPEER 2016's "1" (concur, the best) is a number, the 1-5 scale's worst: the figure
+    must leave the campaign out as the tables do."""
+    ratings, readings, cases = make_frames(6)
+    acr = ratings[ratings.instrument == "radpeer"].assign(campaign=2, answer="1", value=1.0)
+    both = pd.concat([ratings, acr], ignore_index=True)
+
+    _title, _ylabel, plotted = figure_data(both, readings, acr_campaigns=[2])["agreement_by_arm"]
+    _title, _ylabel, without_acr = figure_data(ratings, readings)["agreement_by_arm"]
+    summary = summarize(both, readings, cases, mixed=False, acr_campaigns=[2])
+    for arm in ARMS:
+        assert plotted[arm].tolist() == without_acr[arm].tolist(), arm
+        table = summary["outcomes"]["agreement"]["per_arm"][arm]
+        assert len(plotted[arm]) == table["n"] == 6
+        assert plotted[arm].mean() == pytest.approx(table["mean"])
+    # Not told which campaign is ACR, the 1s would enter (what the figure used to do).
+    _title, _ylabel, leaked = figure_data(both, readings)["agreement_by_arm"]
+    assert leaked["ai_assisted"].mean() < plotted["ai_assisted"].mean()

@@ -3,8 +3,6 @@ data carry the simulated effects (checked here with pandas, independently of the
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.core.management import call_command
 from django.db import transaction
@@ -126,10 +124,7 @@ def test_raw_data_carry_the_simulated_effects(demo) -> None:
     effects = Effects(likert_scp=2.8, likert_ai_minus_scp=1.0, radpeer_scp=2.9,
                       radpeer_ai_minus_scp=0.8, reader_sd=0.1, time_scp_s=150.0,
                       time_ai_minus_scp_s=-40.0, time_reader_sd_s=5.0, time_noise_sd_s=15.0)
-    started = time.perf_counter()
     summary = simulate_trial(trial, seed=2025, effects=effects)
-    elapsed = time.perf_counter() - started
-    print(f"simulated 30 cases in {elapsed:.2f} s: {summary.ratings_submitted} ratings")
     assert summary.cases_simulated == 30 and summary.ratings_submitted == 30 * 3 * 5
 
     ratings = datasets.ratings(trial)

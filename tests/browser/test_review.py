@@ -109,6 +109,18 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     expect(findings).to_have_value(report2.findings + addendum)
     expect(findings).not_to_be_editable()
 
+    # The recorder saw the pages and the API calls (else "no leak" would prove nothing).
+    seen = traffic.urls()
+    image = case.images.get()
+    assert f"{live_server.url}/review/{slug}/" in seen
+    assert f"{live_server.url}/review/{slug}/{case.pk}/" in seen
+    assert any(url.endswith("/static/reader/editor.js") for url in seen)
+    assert any(url.endswith("/static/reader/viewer.js") for url in seen)
+    assert f"{live_server.url}/api/images/{image.pk}/pixels/" in seen
+    assert any(url.endswith(f"/reviews/{case.pk}/sign/") for url in seen)
+    assert any(url.endswith(f"/reviews/{case.pk}/sign/") for url, _ in traffic.posts)
+    assert not [u for u in traffic.unread if "/review/" in u or "/api/" in u], traffic.unread
+
     # No response the senior received names an arm or a reader.
     for word in forbidden:
         leaks = [u for u, body in traffic.bodies

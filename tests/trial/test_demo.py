@@ -11,7 +11,9 @@ from trial.models import Assignment, Case, Image, Membership, Role, Trial
 
 @pytest.fixture
 def demo(db) -> Trial:
-    call_command("seed_demo", cases=12, excluded=2, stdout=io.StringIO())
+    # No simulation: these tests are about the trial built (tests/test_demo_command.py
+    # covers the simulation).
+    call_command("seed_demo", cases=12, excluded=2, simulate=False, stdout=io.StringIO())
     return Trial.objects.get(slug="demo")
 
 

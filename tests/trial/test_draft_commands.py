@@ -12,9 +12,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
+from tests.celery_helpers import celery_on_redis
 from tests.factories import SiteFactory, TrialFactory, UserFactory
 from tests.fake_openai import REPORT, Reply
 from tests.servers import free_port
+from tests.trial.draft_world import closed_port
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.drafting.pipeline import ensure_draft
@@ -114,6 +116,22 @@ def test_retry_failed_runs_failed_drafts_again(site, endpoint, fake_model, tmp_p
     assert (draft.status, draft.error, len(fake_model.requests)) == (Draft.Status.DONE, "", 2)
     assert "1 failed re-queued" in out
     assert AuditEvent.objects.filter(action="draft.retried", actor=coordinator).count() == 1
+
+
+def test_retry_failed_with_the_broker_down_counts_the_draft_as_not_sent(site, endpoint,
+                                                                          fake_model,
+                                                                          tmp_path) -> None:
+    (case,) = add_cases(site, tmp_path, 1)
+    fake_model.default = Reply(status=400)
+    run("generate_drafts", "--trial", "cxr")
+    with celery_on_redis(f"redis://127.0.0.1:{closed_port()}/0"):
+        out, _ = run("generate_drafts", "--trial", "cxr", "--retry-failed")
+    draft = Draft.objects.get(case=case)
+    assert (draft.status, draft.sent_at) == (Draft.Status.QUEUED, None)  # the sweep sends it
+    assert "Queued 1 drafts: 0 new, 0 never sent, 1 failed re-queued." in out
+    assert "1 could not be handed to the queue" in out
+    assert "left alone" not in out
+    assert AuditEvent.objects.filter(action="draft.retried").count() == 1
 
 
 def test_no_active_endpoint_is_a_command_error(site, tmp_path) -> None:

@@ -13,7 +13,16 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
 
 
+def _plain(text: str) -> str:
+    return text
+
+
 def draw(stream: OutputWrapper, done: int, total: int, suffix: str = "") -> None:
-    """Redraw the bar in place on ``stream`` (a command's stderr: the bar is not output)."""
-    stream.write("\r" + progress_bar(done, total) + (f" {suffix}" if suffix else ""), ending="")
+    """Redraw the bar in place on ``stream`` (a command's stderr: the bar is not output).
+
+    Written unstyled: a command's stderr styles everything as an error (red on a terminal),
+    and the bar is not one. Other writes to ``stream`` keep its style.
+    """
+    stream.write("\r" + progress_bar(done, total) + (f" {suffix}" if suffix else ""),
+                 style_func=_plain, ending="")
     stream.flush()

@@ -54,7 +54,7 @@ class Command(BaseCommand):
         except StatsError as exc:
             raise CommandError(str(exc)) from None
 
-        unit = "pairs" if design == "paired" else "cases per group"
+        unit = result.unit
         meaning = ("a pair is a case read in both arms" if design == "paired"
                    else "each arm needs this many cases")
         test = ("paired t-test (one-sample t on the differences)" if design == "paired"

@@ -50,7 +50,6 @@ class Command(BaseCommand):
                             help="With --wait: seconds to wait at most (default 600).")
 
     def handle(self, *args: object, **options: Any) -> None:
-        self.stderr.style_func = None  # the progress bar is not an error: no red
         trial = find_trial(options["trial"])
         by = self._user(options.get("by"))
         endpoint, cases = pipeline.pending_drafts(trial)
@@ -69,26 +68,35 @@ class Command(BaseCommand):
                       .select_related("case"))
         failed = list(mine.filter(status=Draft.Status.FAILED).select_related("case")
                       if options["retry_failed"] else [])
-        work: list[tuple[str, Callable[[], tuple[int, bool]]]] = (
+        # Each step returns (draft pk, sent): sent is None for a failed draft that is not
+        # failed any more when its turn comes (retried elsewhere meanwhile): left alone.
+        work: list[tuple[str, Callable[[], tuple[int, bool | None]]]] = (
             [("new", lambda c=case: self._new(c, endpoint)) for case in cases]
             + [("unsent", lambda d=draft: (d.pk, pipeline.send(d))) for draft in unsent]
-            + [("retried", lambda d=draft: (d.pk, pipeline.retry_failed(d, by=by)))
-               for draft in failed]
+            + [("retried", lambda d=draft: self._retry(d, by)) for draft in failed]
         )
-        counts = {"new": 0, "unsent": 0, "retried": 0, "not sent": 0}
+        counts = {"new": 0, "unsent": 0, "retried": 0, "not sent": 0, "not failed": 0}
         tracked = set(outstanding)
         for done, (kind, step) in enumerate(work, start=1):
             pk, sent = step()
-            tracked.add(pk)
-            counts[kind] += 1
-            counts["not sent"] += not sent
+            if sent is None:
+                counts["not failed"] += 1
+            else:
+                tracked.add(pk)
+                counts[kind] += 1
+                counts["not sent"] += not sent
             draw(self.stderr, done, len(work), "queued")
         if work:
             self.stderr.write("")
+        queued = len(work) - counts["not failed"]
         self.stdout.write(
-            f"Queued {len(work)} drafts: {counts['new']} new, {counts['unsent']} never sent, "
+            f"Queued {queued} drafts: {counts['new']} new, {counts['unsent']} never sent, "
             f"{counts['retried']} failed re-queued."
         )
+        if counts["not failed"]:
+            self.stdout.write(f"{counts['not failed']} failed drafts left alone: not failed "
+                              "any more (retried elsewhere meanwhile) or no longer of the "
+                              "active endpoint.")
         if counts["not sent"]:
             self.stdout.write(f"{counts['not sent']} could not be handed to the queue (broker "
                               "down?): they stay queued and the periodic sweep sends them.")
@@ -118,6 +126,11 @@ class Command(BaseCommand):
         draft = pipeline.ensure_draft(case, endpoint)
         # Another process may have made it meanwhile: only a queued draft is sent.
         return draft.pk, pipeline.send(draft) if draft.status == Draft.Status.QUEUED else True
+
+    def _retry(self, draft: Draft, by: Any) -> tuple[int, bool | None]:
+        """Re-queue a failed draft and send it; sent is None if it was not failed any more."""
+        requeued = pipeline.requeue_failed(draft, by=by)
+        return draft.pk, None if requeued is None else pipeline.send(requeued)
 
     def _wait(self, tracked: set[int], timeout: float) -> bool:
         """Poll the database until every tracked draft is done or failed; False on timeout."""

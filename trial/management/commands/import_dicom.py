@@ -29,7 +29,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        self.stderr.style_func = None  # the progress bar is not an error: no red
         trial = Trial.objects.filter(slug=options["trial"]).first()
         if trial is None:
             known = ", ".join(Trial.objects.values_list("slug", flat=True)) or "none"

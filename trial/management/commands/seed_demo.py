@@ -12,7 +12,7 @@ from trial.demo import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_l
 
 class Command(BaseCommand):
     help = ("Create the demo trial: 3 sites, 6 randomised readers, 30 synthetic cases, assigned, "
-            "two thirds of them read, reviewed and rated by simulation.")
+            "two thirds of them read by simulation, about 90% of those signed and rated.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--cases", type=int, default=30, help="Enrolled cases (default 30).")
