@@ -13,10 +13,10 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from reader.campaigns import shown_reports
-from reader.instruments import COMPLEX_AT, NO_FINDING
+from rating.models import Campaign, RaterItem
+from rating.ratings import reports_shown
 from reader.models import Reading, Review
-from reader.rating_models import Campaign, RaterItem
+from trial.findings import COMPLEX_AT, NO_FINDING
 from trial.models import Arm, Trial
 
 RATING_COLUMNS = [
@@ -62,7 +62,7 @@ def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
                        if reading is not None and not item.other_id else None),
             "rater": ri.rater.user.get_username(), "seconds": ri.rating.seconds,
         }
-        shown = shown_reports(ri) if item.other_id else None
+        shown = reports_shown(ri) if item.other_id else None
         for instrument, answer in ri.rating.values.items():
             if isinstance(answer, dict):  # error counts
                 for error_type, counts in answer.items():

@@ -43,9 +43,10 @@ from analysis.summary import (  # noqa: E402
     outcome_rows,
     summarize,
 )
-from reader.instruments import RADPEER_ACR2016  # noqa: E402
+from drafting.models import Draft, ModelEndpoint  # noqa: E402
+from rating.instruments import RADPEER_ACR2016  # noqa: E402
 from reader.models import Reading  # noqa: E402
-from trial.models import Draft, ModelEndpoint, Trial  # noqa: E402
+from trial.models import Trial  # noqa: E402
 
 Progress = Callable[[int, int, str], None]
 PACKAGES = ("Django", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "matplotlib",

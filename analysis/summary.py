@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from reader.instruments import COMPLEX_AT, FINDINGS, NO_FINDING
+from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 
 AI, SCP = "ai_assisted", "scp"
 ARMS = (AI, SCP)

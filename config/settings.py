@@ -58,8 +58,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "trial",
+    "drafting",
     "reader",
+    "rating",
     "analysis",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +177,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "trial.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CXR reader-study trial platform API",

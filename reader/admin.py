@@ -100,5 +100,3 @@ class ReviewAdmin(ReadOnlyAdmin):
     list_select_related = ("case__trial", "senior__user")
     fields = REVIEW_FIELDS
     readonly_fields = REVIEW_FIELDS
-
-from . import admin_campaigns  # noqa: E402,F401

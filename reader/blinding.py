@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from trial.models import Draft, Trial
+from drafting.models import Draft
+from trial.models import Trial
 
 # Lines that sign a report or say who or what wrote it: removed whole from what raters see.
 SIGNATURE_LINE = re.compile(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from trial.models import Assignment, Case, Draft, Membership
+from drafting.models import Draft
+from trial.models import Assignment, Case, Membership
 
 
 class Reading(models.Model):
@@ -145,11 +146,3 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"Review of {self.case.case_id} ({self.status})"
-
-
-from .rating_models import Campaign, Item, RatedReport, RaterItem, Rating  # noqa: E402
-
-__all__ = [
-    "Amendment", "Campaign", "Item", "RatedReport", "RaterItem", "Rating", "Reading",
-    "ReadingEvent", "Review",
-]

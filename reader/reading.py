@@ -16,10 +16,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from drafting.models import Draft
+from drafting.parsing import UnparseableReply, parse_report
+from drafting.queries import current_draft
 from trial import audit
-from trial.drafting.parsing import UnparseableReply, parse_report
-from trial.drafting.pipeline import current_draft
-from trial.models import Arm, Assignment, Draft, Trial
+from trial.errors import Invalid
+from trial.models import Arm, Assignment, Trial
 
 from .models import Amendment, Reading, ReadingEvent, Review
 from .texts import edit_distance, report_text
@@ -33,24 +35,34 @@ CLIENT_EVENTS = {
 }
 
 
-class ReadingError(Exception):
-    """The reading cannot do that now; the message says why."""
+class ReadingError(Invalid):
+    """The reading cannot do that (400); the message says why."""
 
 
 class NotReady(ReadingError):
     """AI arm: the case's draft is not ready, and the trial holds such cases back."""
 
+    status = 409
+
 
 class Locked(ReadingError):
     """The reading is submitted: only an amendment (with a reason) may change it."""
+
+    status = 409
 
 
 class StaleVersion(ReadingError):
     """The save was based on an older version than the stored one (another tab saved since)."""
 
+    status = 409
+
     def __init__(self, current: int) -> None:
         super().__init__(f"This report was saved elsewhere since (version {current}); reload.")
         self.current = current
+
+    def extra(self) -> dict:
+        """The stored version, as a number: the page tells "saved elsewhere" from "locked"."""
+        return {"version": self.current}
 
 
 def draft_status(assignment: Assignment) -> tuple[Draft | None, str | None]:

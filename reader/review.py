@@ -61,7 +61,7 @@ def open_review(case: Case, *, senior: Membership) -> Review:
         return review
 
 
-def shown_reports(review: Review) -> list[Reading]:
+def readings_shown(review: Review) -> list[Reading]:
     """The junior readings in the order shown to the senior (Report 1, Report 2)."""
     by_pk = Reading.objects.in_bulk(review.order)
     return [by_pk[pk] for pk in review.order]
@@ -125,3 +125,14 @@ def sign(review: Review, *, findings: str, impression: str, version: int, by: An
                             "edit_distance_ai": locked.edit_distance_ai,
                             "edit_distance_scp": locked.edit_distance_scp})
     return locked
+
+
+def review_items(senior: Membership) -> list[dict]:
+    """The senior's cases (ready, open or signed), for their list and the API."""
+    cases = reviewable_cases(senior).select_related("review")
+    items = []
+    for case in cases:
+        review = getattr(case, "review", None)
+        items.append({"case_pk": case.pk, "case_id": case.case_id,
+                      "status": review.status if review else "ready"})
+    return items

@@ -19,7 +19,4 @@ urlpatterns = [
     path("read/<slug:trial_slug>/<int:position>/", views.case_page, name="case"),
     path("review/<slug:trial_slug>/", views.review_list_page, name="reviews"),
     path("review/<slug:trial_slug>/<int:case_pk>/", views.review_page, name="review"),
-    path("rate/<slug:trial_slug>/<int:campaign>/", views.rating_list_page, name="rate"),
-    path("rate/<slug:trial_slug>/<int:campaign>/<str:code>/", views.rating_item_page,
-         name="rate-item"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trial.drafting.pipeline import current_drafts
+from drafting.queries import current_drafts
 from trial.models import Arm, Assignment, Membership
 
 from .models import Reading
@@ -12,7 +12,7 @@ from .reading import not_ready_reason
 
 
 @dataclass(frozen=True)
-class Item:
+class WorklistEntry:
     assignment: Assignment
     state: str  # "submitted", "open", "new", "waiting"
     why_waiting: str = ""
@@ -22,7 +22,7 @@ class Item:
         return self.state in ("open", "new")
 
 
-def worklist(reader: Membership) -> list[Item]:
+def worklist(reader: Membership) -> list[WorklistEntry]:
     """Every assigned case in worklist order; an AI-arm case waits until its draft is ready
     (unless the trial offers it anyway, as a protocol deviation)."""
     assignments = (Assignment.objects.filter(reader=reader)
@@ -37,20 +37,20 @@ def worklist(reader: Membership) -> list[Item]:
         reading = readings.get(assignment.pk)
         if reading is not None:
             state = "submitted" if reading.status == Reading.Status.SUBMITTED else "open"
-            items.append(Item(assignment, state))
+            items.append(WorklistEntry(assignment, state))
             continue
         why = (not_ready_reason(drafts.get(assignment.case_id))
                if assignment.case_id in held_back else None) or ""
-        items.append(Item(assignment, "waiting" if why else "new", why))
+        items.append(WorklistEntry(assignment, "waiting" if why else "new", why))
     return items
 
 
-def progress(items: list[Item]) -> tuple[int, int]:
+def progress(items: list[WorklistEntry]) -> tuple[int, int]:
     """(submitted, total)."""
     return sum(i.state == "submitted" for i in items), len(items)
 
 
-def next_item(items: list[Item]) -> Item | None:
+def next_item(items: list[WorklistEntry]) -> WorklistEntry | None:
     """The case to read next: an open reading first, else the first new one in order."""
     return (next((i for i in items if i.state == "open"), None)
             or next((i for i in items if i.state == "new"), None))

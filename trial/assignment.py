@@ -18,11 +18,12 @@ from django.db import transaction
 from django.db.models import Count, Max
 
 from . import audit
+from .errors import Conflict
 from .models import Arm, Assignment, Case, Membership, Role, Trial
 
 
-class AssignmentError(Exception):
-    """Cases cannot be assigned; the message says which case or arm lacks a reader."""
+class AssignmentError(Conflict):
+    """Cases cannot be assigned (409); the message says which case or arm lacks a reader."""
 
 
 def _allocated_readers(trial: Trial) -> dict[str, list[Membership]]:

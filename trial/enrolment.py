@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import audit
+from .errors import Conflict
 from .models import Case, EligibilityCriterion, Trial
 
 #: Sent after the enrolment has been committed, with ``case`` and ``by``. The hook point for
@@ -22,8 +23,8 @@ from .models import Case, EligibilityCriterion, Trial
 case_enrolled = django.dispatch.Signal()
 
 
-class EnrolmentError(Exception):
-    """A case cannot move to the asked status; the message says why."""
+class EnrolmentError(Conflict):
+    """A case cannot move to the asked status (409); the message says why."""
 
 
 def _criteria(trial: Trial) -> list[EligibilityCriterion]:

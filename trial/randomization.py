@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import audit
+from .errors import Invalid
 from .models import AllocationSlot, Arm, Membership, RandomizationList, Role, Trial
 
 MIN_SLOTS_PER_STRATUM = 12
@@ -28,32 +29,33 @@ CSV_HEADER = "position,arm[,stratum][,block]"
 _MAX_PROBLEMS_SHOWN = 20
 
 
-class RandomizationError(Exception):
-    """Base class; the message says what was got and what was expected."""
+class RandomizationError(Invalid):
+    """Base class (400); the message says what was got and what was expected."""
 
 
 class ListAlreadyExists(RandomizationError):
-    pass
+    status = 409
 
 
 class NoList(RandomizationError):
-    pass
+    status = 409
 
 
 class InvalidList(RandomizationError):
     """A refused CSV list; ``problems`` holds one message per problem (with line numbers)."""
 
+    problems_heading = "Randomisation list refused:"
+
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or [message]
+        super().__init__(message, problems=problems or [message])
 
 
 class ListExhausted(RandomizationError):
-    pass
+    status = 409
 
 
 class AlreadyAllocated(RandomizationError):
-    pass
+    status = 409
 
 
 class NotAReader(RandomizationError):

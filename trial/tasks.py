@@ -1,4 +1,4 @@
-"""Background tasks of the trial app (Celery; run in-process when no REDIS_URL is set).
+"""The trial app's background task: DICOM imports (Celery; in-process when no REDIS_URL is set).
 
 Tasks take primary keys, are queued with ``transaction.on_commit`` and are safe to run twice
 (``acks_late``: a worker that dies mid-task gets the task again).
@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from .dicom.importer import import_path
-from .drafting import pipeline
 from .models import ImportJob
 
 logger = logging.getLogger(__name__)
@@ -53,33 +52,14 @@ def run_import(job_pk: int) -> dict:
             "duplicates": job.duplicates, "rejected": job.rejected}
 
 
+def queue_import(job: ImportJob) -> None:
+    """Run ``job`` once the caller's transaction commits (in-process without a broker)."""
+    transaction.on_commit(lambda: run_import.delay(job.pk))
+
+
 def discard_upload(source: str) -> None:
     """Delete an upload folder under MEDIA_ROOT/incoming/ (never a path given to the command)."""
     incoming = (Path(settings.MEDIA_ROOT) / "incoming").resolve()
     folder = Path(source).resolve()
     if folder != incoming and folder.is_relative_to(incoming):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None,
-             ignore_result=True)
-def generate_draft(self, case_pk: int) -> dict:
-    """Make the AI draft of case ``case_pk`` (safe to run twice: see trial.drafting.pipeline).
-
-    Retries are scheduled by the pipeline (backoff with jitter, capped by the endpoint's
-    max_attempts). Run in-process (no broker), the wait happens here instead.
-    """
-    while True:
-        outcome = pipeline.run_draft(case_pk)
-        if outcome.retry_in is None:
-            return outcome.as_dict()
-        if self.request.is_eager:
-            time.sleep(outcome.retry_in)
-            continue
-        raise self.retry(countdown=outcome.retry_in)
-
-
-@shared_task(ignore_result=True)
-def sweep_drafts() -> int:
-    """Periodic (celery beat): queue drafts that were never queued or were lost."""
-    return pipeline.sweep()

@@ -17,14 +17,13 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from trial.api.changes import record_edit, stored_snapshot
-from trial.assignment import AssignmentError
-from trial.enrolment import EnrolmentError
+from trial.changes import record_edit, stored_snapshot
+from trial.errors import ServiceError
 from trial.models import Membership, Site, Trial
 from trial.permissions import coordinated_trials, is_superuser
-from trial.randomization import RandomizationError
 
-SERVICE_ERRORS = (RandomizationError, EnrolmentError, AssignmentError, ValidationError)
+# The admin's one translation of refusals into messages (``error_text``).
+SERVICE_ERRORS = (ServiceError, ValidationError)
 
 
 def coordinated_ids(request: HttpRequest) -> set[int]:
@@ -45,12 +44,13 @@ def may_coordinate(request: HttpRequest, trial_id: int | None) -> bool:
 
 
 def error_text(exc: Exception) -> str:
-    """The message of a service error; a refused CSV list shows each problem on its own line."""
+    """The message of a service error; a refused file shows each problem on its own line."""
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
     problems = getattr(exc, "problems", None)
-    if problems and len(problems) > 1:
-        return format_html("Randomisation list refused:<ul>{}</ul>",
+    if problems and problems != [str(exc)]:
+        heading = getattr(exc, "problems_heading", "") or "Refused:"
+        return format_html("{}<ul>{}</ul>", heading,
                            format_html_join("", "<li>{}</li>", ((p,) for p in problems)))
     return str(exc) or exc.__class__.__name__
 

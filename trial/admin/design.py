@@ -9,18 +9,18 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from trial import randomization
-from trial.admin_import import import_urls
-from trial.api.changes import record_edit, stored_snapshot
+from trial.changes import record_edit, stored_snapshot
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
 from trial.permissions import is_superuser
 
 from . import trial_tools
 from .base import ScopedInline, TrialScopedAdmin, arm_html, for_each, may_coordinate
-from .drafts import drafts_progress
+from .imports import import_urls
+from .tools import Tool, ToolsMixin
 
 # Fields fixed once a randomisation list exists (the list was built from them).
 DESIGN_FIELDS = ("ratio_ai_assisted", "ratio_scp", "block_sizes", "stratify_by_site")
@@ -37,16 +37,19 @@ class CriterionInline(ScopedInline):
 
 
 @admin.register(Trial)
-class TrialAdmin(TrialScopedAdmin):
+class TrialAdmin(ToolsMixin, TrialScopedAdmin):
+    """The trial's page. Apps above ``trial`` add their tools (``add_tool``) and read-only
+    panels (``add_panel``) from their own admin modules; ``trial`` never imports them."""
+
     trial_path = None
+    tools = trial_tools.TOOLS
+    panels: tuple[str, ...] = ()  # names of read-only fields added by other apps
     audited = True
     inlines = [SiteInline, CriterionInline]
     list_display = ("name", "slug", "registry_id", "status", "site_count", "reader_count")
     list_filter = ("status",)
     search_fields = ("name", "slug", "registry_id")
     prepopulated_fields = {"slug": ("name",)}
-    actions = ["generate_list_action", "allocate_all_action", "assign_cases_action",
-               "queue_drafts_action"]
     fieldsets = (
         (None, {"fields": ("name", "slug", "registry_id", "status")}),
         ("Arms and randomisation", {"fields": (
@@ -56,8 +59,23 @@ class TrialAdmin(TrialScopedAdmin):
         ("Reading", {"fields": ("same_site_assignment", "report_template",
                                 "allowed_modalities", "offer_without_draft",
                                 "findings_checklist")}),
-        ("AI drafts", {"fields": ("ai_drafts",)}),
     )
+
+    @classmethod
+    def add_tool(cls, tool: Tool) -> None:
+        """A button (and bulk action) on the trial page, run by the app that owns it."""
+        cls.tools = (*cls.tools, tool)
+
+    @classmethod
+    def add_panel(cls, name: str, title: str, render, *, description: str) -> None:
+        """A read-only section ``title`` of the trial page: ``render(trial)`` returns its HTML."""
+        def panel(model_admin: TrialAdmin, obj: Trial) -> str:
+            return render(obj) if obj.pk else "–"
+
+        panel.short_description = description
+        setattr(cls, name, panel)
+        cls.panels = (*cls.panels, name)
+        cls.fieldsets = (*cls.fieldsets, (title, {"fields": (name,)}))
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         return super().get_queryset(request).annotate(
@@ -77,10 +95,10 @@ class TrialAdmin(TrialScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Trial | None = None):
         if obj is None:
-            return ("randomization_summary", "allocation_table", "ai_drafts")
+            return ("randomization_summary", "allocation_table", *self.panels)
         fixed = DESIGN_FIELDS if hasattr(obj, "randomization") else ()
         # the slug is the trial's address (API URLs, image paths): fixed once created
-        return ("slug", *fixed, "randomization_summary", "allocation_table", "ai_drafts")
+        return ("slug", *fixed, "randomization_summary", "allocation_table", *self.panels)
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Trial | None = None) -> dict:
         return self.prepopulated_fields if obj is None else {}
@@ -103,10 +121,6 @@ class TrialAdmin(TrialScopedAdmin):
             rlist.get_method_display(), rlist.created_by, f"{rlist.created_at:%Y-%m-%d %H:%M}",
             taken, total, rlist.commitment,
         )
-
-    @admin.display(description="drafts of enrolled cases")
-    def ai_drafts(self, obj: Trial) -> str:
-        return drafts_progress(obj) if obj.pk else "–"
 
     @admin.display(description="allocation table (allocated readers only)")
     def allocation_table(self, obj: Trial) -> str:
@@ -141,11 +155,7 @@ class TrialAdmin(TrialScopedAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
-        tools = [
-            path(f"<int:pk>/{name}/", wrap(trial_tools.tool_view(self, name)),
-                 name=f"trial_trial_{name.replace('-', '_')}")
-            for name in trial_tools.TOOLS
-        ]
+        tools = self.tool_urls()
         tools.append(path("<int:pk>/import-list/", wrap(trial_tools.import_list_view(self)),
                           name="trial_trial_import_list"))
         return tools + import_urls(wrap=wrap) + super().get_urls()
@@ -153,29 +163,10 @@ class TrialAdmin(TrialScopedAdmin):
     def render_change_form(self, request: HttpRequest, context: dict, *args, **kwargs):
         obj = context.get("original")
         if obj is not None and may_coordinate(request, obj.pk):
-            context["trial_tools"] = True
+            context["object_tools"] = self.tool_buttons(obj)
+            context["import_list_url"] = reverse("admin:trial_trial_import_list", args=[obj.pk])
             context["dicom_import_url"] = trial_tools.dicom_import_url(obj)
         return super().render_change_form(request, context, *args, **kwargs)
-
-    def _each_trial(self, request: HttpRequest, queryset, tool: str) -> None:
-        for trial in queryset:
-            trial_tools.TOOLS[tool](self, request, trial)
-
-    @admin.action(description="Generate randomisation list")
-    def generate_list_action(self, request: HttpRequest, queryset) -> None:
-        self._each_trial(request, queryset, "generate-list")
-
-    @admin.action(description="Allocate unallocated readers")
-    def allocate_all_action(self, request: HttpRequest, queryset) -> None:
-        self._each_trial(request, queryset, "allocate-all")
-
-    @admin.action(description="Assign cases to readers")
-    def assign_cases_action(self, request: HttpRequest, queryset) -> None:
-        self._each_trial(request, queryset, "assign")
-
-    @admin.action(description="Queue missing AI drafts")
-    def queue_drafts_action(self, request: HttpRequest, queryset) -> None:
-        self._each_trial(request, queryset, "queue-drafts")
 
 
 @admin.register(Membership)

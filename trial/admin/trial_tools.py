@@ -1,7 +1,7 @@
-"""The Trial page's buttons: randomisation list (generate / import CSV), allocation, assignment.
+"""The Trial page's tools: randomisation list (generate / import CSV), allocation, assignment.
 
-Each is a POST-only admin view (CSRF-protected by ``admin_view``) that calls one service
-function and reports the outcome as a message; the same helpers back the changelist actions.
+Each calls one service function and reports the outcome as a message (``trial.admin.tools``
+makes them POST-only views, buttons and changelist actions).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import io
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from trial import assignment, randomization
 from trial.models import Trial
 
 from .base import call_service
-from .drafts import report_queued
+from .tools import Tool
 
 
 def generate_list(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial) -> None:
@@ -57,33 +55,11 @@ def assign_cases(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Tri
         )
 
 
-TOOLS = {"generate-list": generate_list, "allocate-all": allocate_all, "assign": assign_cases,
-         "queue-drafts": report_queued}
-
-
-def trial_for_change(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> Trial:
-    trial = model_admin.get_object(request, str(pk))
-    if trial is None:
-        raise PermissionDenied  # superuser asking for a trial that does not exist
-    if not model_admin.has_change_permission(request, trial):
-        raise PermissionDenied
-    return trial
-
-
-def change_url(trial: Trial) -> str:
-    return reverse("admin:trial_trial_change", args=[trial.pk])
-
-
-def tool_view(model_admin: admin.ModelAdmin, tool: str):
-    """A POST-only view running ``TOOLS[tool]`` on one trial, then back to its page."""
-
-    @require_POST
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        trial = trial_for_change(model_admin, request, pk)
-        TOOLS[tool](model_admin, request, trial)
-        return HttpResponseRedirect(change_url(trial))
-
-    return view
+TOOLS = (
+    Tool("generate-list", "Generate randomisation list", generate_list),
+    Tool("allocate-all", "Allocate unallocated readers", allocate_all),
+    Tool("assign", "Assign cases", assign_cases, action="assign_cases_action"),
+)
 
 
 class ImportListForm(forms.Form):
@@ -101,7 +77,7 @@ def import_list_view(model_admin: admin.ModelAdmin):
     """Upload a statistician's CSV list; invalid lists are explained, nothing is stored."""
 
     def view(request: HttpRequest, pk: int) -> HttpResponse:
-        trial = trial_for_change(model_admin, request, pk)
+        trial = model_admin.object_for_tool(request, pk)
         form = ImportListForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["csv_file"]
@@ -125,7 +101,7 @@ def import_list_view(model_admin: admin.ModelAdmin):
                         f"({rlist.slots.count()} sealed slots).",
                         level=messages.SUCCESS,
                     )
-                    return HttpResponseRedirect(change_url(trial))
+                    return HttpResponseRedirect(model_admin.change_url(trial))
         context = {
             **model_admin.admin_site.each_context(request),
             "title": "Import randomisation list",
@@ -139,5 +115,5 @@ def import_list_view(model_admin: admin.ModelAdmin):
 
 
 def dicom_import_url(trial: Trial) -> str:
-    """The DICOM import page of ``trial`` (views in ``trial.admin_import``)."""
+    """The DICOM import page of ``trial`` (views in ``trial.admin.imports``)."""
     return reverse("admin:trial_import", args=[trial.pk])

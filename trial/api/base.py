@@ -1,70 +1,25 @@
 """Shared pieces of the views nested under ``/api/trials/{trial_slug}/``.
 
 A person with no role in the trial gets 404 (the trial's existence is not revealed); a member
-whose role does not allow the request gets 403. Service exceptions become 400/409 responses
-with ``{"detail": message}``, never a 500.
+whose role does not allow the request gets 403. Service refusals become their HTTP status in
+``trial.api.errors``, never a 500.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import ProtectedError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework.permissions import IsAuthenticated
 
-from trial import randomization as rnd
-from trial.assignment import AssignmentError
-from trial.enrolment import EnrolmentError
+from trial.changes import record_edit, stored_snapshot
 from trial.models import Role, Trial
 from trial.permissions import is_superuser, roles_of
 
-from .changes import record_edit, stored_snapshot
 from .permissions import HasTrialRole
 
-# Conflicts with the trial's current state are 409; malformed or inapplicable requests are 400.
-CONFLICTS = (
-    rnd.ListAlreadyExists, rnd.NoList, rnd.ListExhausted, rnd.AlreadyAllocated,
-    EnrolmentError, AssignmentError, ProtectedError,
-)
-BAD_REQUESTS = (rnd.RandomizationError, DjangoValidationError)
 
-
-class ServiceError(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "service_error"
-
-    def __init__(self, detail: str | dict, status_code: int) -> None:
-        super().__init__(detail=detail)
-        self.status_code = status_code
-
-
-def as_api_error(exc: Exception) -> Exception:
-    """The HTTP form of a service exception (other exceptions are returned unchanged)."""
-    if isinstance(exc, ProtectedError):
-        return ServiceError("It is still referred to by other records, so it cannot be deleted.",
-                            status.HTTP_409_CONFLICT)
-    if isinstance(exc, rnd.InvalidList):
-        return ServiceError({"detail": str(exc), "problems": exc.problems},
-                            status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, DjangoValidationError):
-        return ServiceError("; ".join(exc.messages), status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, CONFLICTS):
-        return ServiceError(str(exc), status.HTTP_409_CONFLICT)
-    if isinstance(exc, BAD_REQUESTS):
-        return ServiceError(str(exc), status.HTTP_400_BAD_REQUEST)
-    return exc
-
-
-class ServiceErrorsMixin:
-    def handle_exception(self, exc: Exception):
-        return super().handle_exception(as_api_error(exc))
-
-
-class TrialScopedMixin(ServiceErrorsMixin):
+class TrialScopedMixin:
     """Resolve the trial of the URL once; roles allowed are ``roles`` (+ ``read_roles`` for GET)."""
 
     roles: tuple[str, ...] = (Role.COORDINATOR,)

@@ -9,7 +9,6 @@ from rest_framework.routers import DefaultRouter, SimpleRouter
 from . import views_allocation as allocation
 from . import views_cases as cases
 from . import views_design as design
-from . import views_drafts as drafts
 from . import views_images as images
 
 router = DefaultRouter(use_regex_path=False)
@@ -26,9 +25,6 @@ nested.register(f"{TRIAL}/images", images.ImageViewSet, basename="trial-image")
 nested.register(f"{TRIAL}/import-jobs", images.ImportJobViewSet, basename="trial-import-job")
 nested.register(f"{TRIAL}/assignments", cases.AssignmentViewSet, basename="trial-assignment")
 nested.register(f"{TRIAL}/audit", cases.AuditViewSet, basename="trial-audit")
-nested.register(f"{TRIAL}/model-endpoints", drafts.ModelEndpointViewSet,
-                basename="trial-model-endpoint")
-nested.register(f"{TRIAL}/drafts", drafts.DraftViewSet, basename="trial-draft")
 
 urlpatterns = [
     path("", include(router.urls)),

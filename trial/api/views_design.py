@@ -6,11 +6,11 @@ from django.db import transaction
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
+from trial.changes import record_edit, stored_snapshot
 from trial.models import EligibilityCriterion, Membership, Role, Site
 from trial.permissions import member_trials
 
-from .base import AuditedWritesMixin, ServiceErrorsMixin, TrialScopedMixin
-from .changes import record_edit, stored_snapshot
+from .base import AuditedWritesMixin, TrialScopedMixin
 from .permissions import TrialAccess
 from .serializers import CriterionSerializer, MemberSerializer, SiteSerializer, TrialSerializer
 
@@ -18,7 +18,6 @@ ALL_ROLES = tuple(Role.values)
 
 
 class TrialViewSet(
-    ServiceErrorsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

@@ -1,14 +1,11 @@
 """Images (metadata) and DICOM imports: coordinators upload, a background job imports.
 
-An upload goes through the same path as the admin's DICOM page (``trial.admin_import`` saves
-the files, ``trial.tasks.run_import`` imports them): only de-identified bytes are kept.
+An upload goes through the same path as the admin's DICOM page (``trial.dicom.jobs``): only
+de-identified bytes are kept.
 """
 
 from __future__ import annotations
 
-import shutil
-
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,9 +13,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from trial.admin_import import save_uploads
+from trial.dicom.jobs import start_import
 from trial.models import Image, ImportJob
-from trial.tasks import run_import
 
 from .base import TrialScopedMixin
 from .serializers_records import ImageSerializer, ImageUploadSerializer, ImportJobSerializer
@@ -41,17 +37,8 @@ class ImageViewSet(TrialScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyM
     def create(self, request: Request, trial_slug: str) -> Response:
         payload = ImageUploadSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
-        folder = save_uploads(payload.validated_data["files"])
-        try:
-            with transaction.atomic():
-                job = ImportJob.objects.create(
-                    trial=self.get_trial(), site=payload.validated_data["site"],
-                    created_by=request.user, source=str(folder),
-                )
-                transaction.on_commit(lambda: run_import.delay(job.pk))
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        job = start_import(payload.validated_data["files"], trial=self.get_trial(),
+                           site=payload.validated_data["site"], by=request.user)
         job.refresh_from_db()  # without a broker the import has already run
         url = reverse("trial-import-job-detail", args=[trial_slug, job.pk])
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED,

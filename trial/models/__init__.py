@@ -1,4 +1,4 @@
-"""Trial models, split by concept: design, allocation, cases, drafts, audit."""
+"""Trial models, split by concept: design, allocation, cases, audit."""
 
 from .allocation import AllocationSlot, RandomizationList
 from .audit import AuditEvent
@@ -11,7 +11,6 @@ from .design import (
     Site,
     Trial,
 )
-from .drafts import Draft, ModelEndpoint
 
 __all__ = [
     "AllocationSlot",
@@ -19,12 +18,10 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Case",
-    "Draft",
     "EligibilityCriterion",
     "Image",
     "ImportJob",
     "Membership",
-    "ModelEndpoint",
     "RandomizationList",
     "Role",
     "Site",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from trial.assignment import AssignmentError, assign_cases, workload
+from trial.assignment import assign_cases, workload
+from trial.management.base import ServiceCommand, acting_user, find_trial
 
-from .randomize_readers import acting_user, find_trial
 
-
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Assign each enrolled case to one reader of each arm; print the readers' workloads."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,10 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: Any) -> None:
         trial = find_trial(options["trial"])
         by = acting_user(trial, options["by"])
-        try:
-            rows = assign_cases(trial, by=by, seed=options["seed"])
-        except AssignmentError as exc:
-            raise CommandError(str(exc)) from exc
+        rows = assign_cases(trial, by=by, seed=options["seed"])
         if not rows:
             raise CommandError(f"nothing to assign: no enrolled case of {trial.slug!r} is "
                                "waiting for a reader")

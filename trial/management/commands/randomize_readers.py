@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from trial.management.base import ServiceCommand, acting_user, find_trial
 from trial.models import Membership, RandomizationList, Role, Trial
 from trial.randomization import (
     ListExhausted,
@@ -24,29 +24,7 @@ from trial.randomization import (
 )
 
 
-def find_trial(slug: str) -> Trial:
-    trial = Trial.objects.filter(slug=slug).first()
-    if trial is None:
-        known = ", ".join(Trial.objects.order_by("slug").values_list("slug", flat=True)[:20])
-        raise CommandError(f"unknown trial {slug!r}; known trials: {known or '(none)'}")
-    return trial
-
-
-def acting_user(trial: Trial, username: str | None) -> Any:
-    """The --by user, else the trial's only coordinator (the list records who made it)."""
-    if username:
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise CommandError(f"unknown user {username!r} (--by)")
-        return user
-    coordinators = Membership.objects.filter(trial=trial, role=Role.COORDINATOR)
-    if coordinators.count() != 1:
-        raise CommandError(f"trial {trial.slug!r} has {coordinators.count()} coordinators; "
-                           "say who runs this with --by USERNAME")
-    return coordinators.get().user
-
-
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Generate or import the reader randomisation list if needed; allocate every reader."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -69,10 +47,7 @@ class Command(BaseCommand):
             raise CommandError(f"trial {trial.slug!r} already has its randomisation list; "
                                "drop --seed/--list to allocate from it")
         if not has_list:
-            try:
-                self._make_list(trial, by, options)
-            except RandomizationError as exc:
-                raise CommandError(str(exc)) from exc
+            self._make_list(trial, by, options)
         try:
             done = allocate_all(trial, by=by)
         except RandomizationError as exc:  # exhausted, or a reader without a site

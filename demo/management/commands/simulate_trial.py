@@ -1,0 +1,57 @@
+"""``manage.py simulate_trial --trial SLUG``: simulated readings, reviews and ratings.
+
+For demos and for checking the analysis against a known truth (``demo.simulate``). Cases
+already read are never touched: a second run with the same seed and fraction does nothing.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from demo.simulate import SimulationError, simulate_trial
+from trial.management.progress import draw
+from trial.models import Trial
+
+
+class Command(BaseCommand):
+    help = ("Simulate readings, senior reviews and blinded ratings of a trial's assigned cases "
+            "from a known generating model (through the real services; times from the model).")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--trial", required=True, help="The trial's slug.")
+        parser.add_argument("--seed", type=int, default=2025, help="Seed (default 2025).")
+        parser.add_argument("--fraction", type=float, default=1.0,
+                            help="Share of the assigned cases to simulate (default 1).")
+        parser.add_argument("--sign-fraction", type=float, default=1.0,
+                            help="Share of the simulated cases whose review is signed.")
+
+    def handle(self, *args: object, **options: object) -> None:
+        trial = Trial.objects.filter(slug=options["trial"]).first()
+        if trial is None:
+            raise CommandError(f"No trial with slug {options['trial']!r}.")
+        stage_seen: set[str] = set()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in stage_seen and stage_seen:
+                self.stderr.write("")
+            stage_seen.add(stage)
+            draw(self.stderr, done, total, stage)
+
+        try:
+            summary = simulate_trial(trial, seed=options["seed"], fraction=options["fraction"],
+                                     sign_fraction=options["sign_fraction"], progress=progress)
+        except SimulationError as exc:
+            raise CommandError(str(exc)) from exc
+        if stage_seen:
+            self.stderr.write("")
+        if not summary.cases_simulated:
+            why = (f"all {summary.cases_already_read} selected cases were already read"
+                   if summary.cases_already_read else "no selected case could be read")
+            self.stdout.write(self.style.WARNING(
+                f"Nothing to simulate: {why} (it never redoes a case; use a larger "
+                "--fraction to add the rest)."))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"simulated {summary.cases_simulated} cases of '{trial.slug}'."))
+        for line in summary.lines():
+            self.stdout.write(line)

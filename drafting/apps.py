@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+
+
+class DraftingConfig(AppConfig):
+    name = "drafting"
+    verbose_name = "AI drafts"
+
+    def ready(self) -> None:
+        """Drafting reacts to the trial app below it, which never imports it: an enrolled case
+        gets its draft queued (its admin module adds the drafts to the trial's admin page)."""
+        from trial.enrolment import case_enrolled
+
+        case_enrolled.connect(_queue_draft, dispatch_uid="drafting.queue_draft")
+
+
+def _queue_draft(sender, case, **kwargs) -> None:
+    """Pre-generation: an enrolled case's AI draft is queued as soon as enrolment commits."""
+    from .tasks import queue_draft
+
+    queue_draft(case)

@@ -1,0 +1,109 @@
+"""Drafting's Celery side: the tasks, and handing drafts to the queue (the only module here that
+knows Celery). Without ``REDIS_URL`` tasks run in-process (``in_process``), as they are sent.
+
+Tasks take primary keys and are safe to run twice (``acks_late``: a worker that dies mid-task
+gets the task again; ``drafting.run`` makes sure that still makes one draft). Their names are
+the ones they had in ``trial.tasks``, so messages queued by an earlier release still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from celery import current_app, shared_task
+from django.utils import timezone
+
+from trial.models import Case, Trial
+
+from . import queue, run
+from .models import Draft
+
+logger = logging.getLogger(__name__)
+
+
+def in_process() -> bool:
+    """True when there is no broker: a sent task runs here and now, before ``send`` returns."""
+    return bool(current_app.conf.task_always_eager)
+
+
+@shared_task(name="trial.tasks.generate_draft", bind=True, acks_late=True,
+             reject_on_worker_lost=True, max_retries=None, ignore_result=True)
+def generate_draft(self, case_pk: int) -> dict:
+    """Make the AI draft of case ``case_pk`` (safe to run twice: see ``drafting.run``).
+
+    Retries are scheduled by the run (backoff with jitter, capped by the endpoint's
+    max_attempts). Run in-process (no broker), the wait happens here instead.
+    """
+    while True:
+        outcome = run.run_draft(case_pk)
+        if outcome.retry_in is None:
+            return outcome.as_dict()
+        if self.request.is_eager:
+            time.sleep(outcome.retry_in)
+            continue
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(name="trial.tasks.sweep_drafts", ignore_result=True)
+def sweep_drafts() -> int:
+    """Periodic (celery beat): send again the drafts that were never sent or were lost."""
+    return sweep()
+
+
+def send(draft: Draft) -> bool:
+    """Hand the draft's task to the queue; False (logged) if the broker cannot take it now."""
+    try:
+        generate_draft.apply_async((draft.case_id,), retry=False)
+    except Exception:  # broker down or unreachable: the sweep sends it later
+        logger.warning("Could not queue the draft of case %s; the sweep will retry",
+                       draft.case_id, exc_info=True)
+        return False
+    Draft.objects.filter(pk=draft.pk, status=Draft.Status.QUEUED).update(sent_at=timezone.now())
+    return True
+
+
+def queue_draft(case: Case) -> Draft | None:
+    """Make sure ``case`` gets a draft from its trial's active endpoint (None if it has none).
+
+    Called when enrolment commits; sends the task only for a queued draft (a done or failed one
+    stays).
+    """
+    draft = queue.enrolled_draft(case)
+    if draft is not None and draft.status == Draft.Status.QUEUED:
+        send(draft)
+    return draft
+
+
+def queue_missing(trial: Trial, *, by=None) -> int | None:
+    """Queue and send a draft for every enrolled case of ``trial`` that has none (audited).
+
+    Returns how many were queued, or None when the trial has no active endpoint.
+    """
+    drafts = queue.add_missing(trial, by=by)
+    if drafts is None:
+        return None
+    for draft in drafts:
+        if draft.status == Draft.Status.QUEUED:
+            send(draft)
+    return len(drafts)
+
+
+def retry_failed(draft: Draft, *, by=None) -> bool:
+    """Re-queue a failed draft (``queue.requeue_failed``) and send it; False if refused.
+
+    True once re-queued, even if the broker could not take it now: the draft stays queued and
+    the periodic sweep sends it. To tell "not sent" apart, call ``queue.requeue_failed`` and
+    ``send`` as ``generate_drafts`` does.
+    """
+    requeued = queue.requeue_failed(draft, by=by)
+    if requeued is None:
+        return False
+    send(requeued)
+    return True
+
+
+def sweep(*, now: datetime | None = None) -> int:
+    """Send again what may have been lost (``queue.lost_drafts``); returns how many were sent."""
+    return sum(send(draft) for draft in queue.lost_drafts(now=now))

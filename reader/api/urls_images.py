@@ -1,0 +1,11 @@
+"""``/api/images/``: the viewer's pixels and metadata, for whoever may see the case's images
+(``reader.access``)."""
+
+from django.urls import path
+
+from .images import ImagePixelsView, ImageViewerView
+
+urlpatterns = [
+    path("<int:pk>/pixels/", ImagePixelsView.as_view(), name="image-pixels"),
+    path("<int:pk>/viewer/", ImageViewerView.as_view(), name="image-viewer"),
+]
