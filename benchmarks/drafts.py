@@ -10,7 +10,7 @@ creates a trial with N enrolled cases (one small synthetic radiograph each), the
 (a) baseline: a direct httpx call to the fake server with the request a draft sends (prompt
     and the preprocessed PNG as a data URL), median wall time per call;
 (b) platform: one ``celery -A config worker`` process; each draft queued alone, timed from
-    ``pipeline.send`` until its row is done in the database; median, and platform / baseline
+    ``drafting.tasks.send`` until its row is done in the database; median, and platform / baseline
     (goal <= 1.05 at 200 ms);
 (c) throughput: all N drafts queued at once, 1, 2 and 4 worker processes with a high endpoint
     concurrency, then 4 workers with endpoint concurrency 2 to show the cap.
@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fake_openai import FakeOpenAI, Reply, fake_openai_server  # noqa: E402
-from tests.servers import postgres_server, redis_server  # noqa: E402
+from tests.support.fake_openai import FakeOpenAI, Reply, fake_openai_server  # noqa: E402
+from tests.support.servers import postgres_server, redis_server  # noqa: E402
 
 GOAL = 1.05  # platform / baseline, at a model answering in GOAL_DELAY seconds
 GOAL_DELAY = 0.2
@@ -94,7 +94,10 @@ class Workers:
 
     def start(self, count: int) -> list[int]:
         """Start workers until ``count`` run; returns the indexes of the new ones (ready)."""
-        from tests.celery_helpers import celery_worker, wait_ready  # after Django's settings
+        from tests.support.celery_helpers import (  # after Django's settings
+            celery_worker,
+            wait_ready,
+        )
 
         new = list(range(self.count, count))
         started = []
@@ -102,7 +105,7 @@ class Workers:
             log = self.logs / f"worker{index}.log"
             started.append((self.stack.enter_context(celery_worker(
                 redis_url=self.env["REDIS_URL"], queue=f"celery,warm{index}", log=log,
-                name=f"bench{index}", pool=self.pool, env=self.env, include="trial.tasks",
+                name=f"bench{index}", pool=self.pool, env=self.env, include="drafting.tasks",
             )), log))
             self.count += 1
         for proc, log in started:  # started together, waited for in turn
@@ -133,7 +136,7 @@ def make_trial(folder: Path, count: int):
 
 def endpoint_for(trial, fake: FakeOpenAI, label: str, concurrency: int):
     """A new endpoint (its own fingerprint, so every case can get a new draft), made active."""
-    from trial.models import ModelEndpoint
+    from drafting.models import ModelEndpoint
 
     ModelEndpoint.objects.filter(trial=trial).update(active=False)
     return ModelEndpoint.objects.create(
@@ -143,7 +146,7 @@ def endpoint_for(trial, fake: FakeOpenAI, label: str, concurrency: int):
 
 
 def wait_done(pks: list[int], *, poll: float) -> None:
-    from trial.models import Draft
+    from drafting.models import Draft
 
     deadline = time.monotonic() + DRAFT_TIMEOUT
     finished = Draft.objects.filter(pk__in=pks, status__in=["done", "failed"])
@@ -159,8 +162,8 @@ def wait_done(pks: list[int], *, poll: float) -> None:
 
 def warm_up(workers: Workers, new: list[int], trial, fake: FakeOpenAI, spare: Iterator) -> None:
     """Each new worker makes a few drafts on its own queue (imports, connections, clients)."""
-    from trial.drafting.pipeline import ensure_draft
-    from trial.tasks import generate_draft
+    from drafting.queue import ensure_draft
+    from drafting.tasks import generate_draft
 
     endpoint = endpoint_for(trial, fake, f"warm-up-{new[0]}", HIGH_CONCURRENCY)
     pks = []
@@ -190,8 +193,9 @@ def baseline(fake: FakeOpenAI, body: dict, calls: int) -> list[float]:
 
 def one_at_a_time(trial, fake: FakeOpenAI, cases: list) -> tuple[list[float], dict]:
     """Seconds from send to a stored draft, one draft in flight, and where the time went."""
-    from trial.drafting.pipeline import ensure_draft, send
-    from trial.models import Draft
+    from drafting.models import Draft
+    from drafting.queue import ensure_draft
+    from drafting.tasks import send
 
     endpoint = endpoint_for(trial, fake, "latency", HIGH_CONCURRENCY)
     times, sent, seen = [], {}, {}
@@ -216,7 +220,8 @@ def one_at_a_time(trial, fake: FakeOpenAI, cases: list) -> tuple[list[float], di
 
 def throughput(trial, fake: FakeOpenAI, cases: list, label: str, concurrency: int):
     """(drafts per second, wall seconds, most calls in flight) with every draft queued at once."""
-    from trial.drafting.pipeline import ensure_draft, send
+    from drafting.queue import ensure_draft
+    from drafting.tasks import send
 
     endpoint = endpoint_for(trial, fake, label, concurrency)
     drafts = [ensure_draft(case, endpoint) for case in cases]
@@ -263,9 +268,9 @@ def main() -> None:
         trial, all_cases = make_trial(tmp / "dicom", n + spare_count)
         cases, spare = all_cases[:n], iter(all_cases[n:])
 
-        from trial.drafting.backends import chat_request
-        from trial.drafting.pipeline import build_prompt
-        from trial.drafting.preprocess import model_png
+        from drafting.backends import chat_request
+        from drafting.preprocess import model_png
+        from drafting.queries import build_prompt
 
         workers = Workers(stack, env=env, logs=tmp, pool=args.pool)
         print("Starting 1 worker...", flush=True)

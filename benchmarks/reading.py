@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, postgres_server  # noqa: E402
+from tests.support.servers import free_port, postgres_server  # noqa: E402
 
 # The case page: the reader's case at its worklist position.
 CASE_PAGE = "/read/{trial}/{position}/"
@@ -185,10 +185,11 @@ def make_trial(folder: Path, readers: int) -> tuple[object, list]:
     """A trial with ``readers`` allocated readers, each assigned one case (AI drafts made)."""
     from django.contrib.auth import get_user_model
 
+    from drafting.models import ModelEndpoint
+    from drafting.tasks import queue_draft
     from trial.assignment import assign_cases
     from trial.dicom.importer import import_path
-    from trial.drafting.pipeline import queue_draft
-    from trial.models import Case, Membership, ModelEndpoint, Role, Site, Trial
+    from trial.models import Case, Membership, Role, Site, Trial
     from trial.randomization import allocate_all, generate_list
 
     users = get_user_model().objects

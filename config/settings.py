@@ -186,7 +186,7 @@ SPECTACULAR_SETTINGS = {
     # The schema names every endpoint and field: only signed-in people may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Import jobs and drafts share one set of states (queued, running, done, failed).
-    "ENUM_NAME_OVERRIDES": {"QueueStatusEnum": "trial.models.drafts.Draft.Status"},
+    "ENUM_NAME_OVERRIDES": {"QueueStatusEnum": "drafting.models.Draft.Status"},
 }
 
 if not DEBUG:

@@ -12,7 +12,7 @@ import logging
 import time
 from datetime import datetime
 
-from celery import current_app, shared_task
+from celery import shared_task
 from django.utils import timezone
 
 from trial.models import Case, Trial
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def in_process() -> bool:
     """True when there is no broker: a sent task runs here and now, before ``send`` returns."""
-    return bool(current_app.conf.task_always_eager)
+    return bool(generate_draft.app.conf.task_always_eager)
 
 
 @shared_task(name="trial.tasks.generate_draft", bind=True, acks_late=True,

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q
 
+from drafting.models import Draft
 from reader.blinding import authorship_names, blind_text
 from reader.models import Reading, Review
 from trial import audit
@@ -131,8 +132,6 @@ def _prospective_case(campaign: Campaign, case: Case, names: set[str]) -> list[I
 def _worker_drafts(campaign: Campaign, names: set[str]) -> None:
     """Retrospective with ``include_ai_alone``: the draft worker's finished drafts of the cases
     with a published report become sources too, one per endpoint (``model:<endpoint>``)."""
-    from trial.models import Draft
-
     cases = campaign.reports.filter(source=RatedReport.PUBLISHED).values("case")
     have = set(campaign.reports.values_list("case", "source"))
     drafts = (Draft.objects.filter(case__in=cases, status=Draft.Status.DONE)

@@ -20,5 +20,7 @@ class RatingLocked(CampaignError):
     """A submitted rating of a campaign that does not allow revision."""
 
 
-class InvalidAnswer(Invalid):
-    """A rating's answers do not fit the item's instruments (400)."""
+class InvalidAnswer(CampaignError):
+    """A rating's answers do not fit the item's instruments: the request is wrong (400)."""
+
+    status = Invalid.status

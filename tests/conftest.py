@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from django.db import connections
 
-from tests import servers
-from tests.fake_openai import FakeOpenAI, fake_openai_server
+from tests.support import servers
+from tests.support.fake_openai import FakeOpenAI, fake_openai_server
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +64,6 @@ def _no_proxy() -> None:
 
 @pytest.fixture
 def fake_model() -> Iterator[FakeOpenAI]:
-    """A real OpenAI-compatible HTTP server on loopback (see ``tests.fake_openai``)."""
+    """A real OpenAI-compatible HTTP server on loopback (see ``tests.support.fake_openai``)."""
     with fake_openai_server() as server:
         yield server

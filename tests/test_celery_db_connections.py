@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.celery_helpers import celery_on_redis, celery_worker, wait_ready
-from tests.celery_tasks import db_backend_pid
+from tests.support.celery_helpers import celery_on_redis, celery_worker, wait_ready
+from tests.support.celery_tasks import db_backend_pid
 
 
 def test_a_worker_reuses_its_database_connection_and_replaces_a_dead_one(

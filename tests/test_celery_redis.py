@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 
 from config.celery import app
-from tests.celery_helpers import ROOT, WORKER_START_TIMEOUT, celery_on_redis, celery_worker
-from tests.celery_tasks import add
+from tests.support.celery_helpers import ROOT, WORKER_START_TIMEOUT, celery_on_redis, celery_worker
+from tests.support.celery_tasks import add
 
 
 def _wait_for(result, *, proc: subprocess.Popen, log: Path, timeout: float):
@@ -58,7 +58,7 @@ def _celery_settings(env_extra: dict[str, str], tmp_path: Path) -> dict:
         "import json\n"
         "from django.conf import settings\n"
         "from config.celery import app\n"
-        "from tests.celery_tasks import add\n"
+        "from tests.support.celery_tasks import add\n"
         "out = {k: getattr(settings, k) for k in ('CELERY_TASK_ALWAYS_EAGER',"
         " 'CELERY_BROKER_URL', 'CELERY_RESULT_BACKEND')}\n"
         "out['app_eager'] = app.conf.task_always_eager\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from analysis import datasets
-from reader import campaigns
+from rating import ratings
+from rating.models import RaterItem
 from reader.models import Reading, Review
-from reader.rating_models import RaterItem
-from tests.reader.campaign_world import build_campaign_world
+from tests.support.campaign_world import build_campaign_world
 from trial.models import Arm
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +22,8 @@ def answer_everything(world) -> None:
                             "preference": "A", "source_id": "B",
                             "errors": {"omitted_finding": {"significant": 1,
                                                            "insignificant": 2}}}[code]
-        campaigns.open_item(ri)
-        campaigns.submit(ri, values, by=ri.rater.user)
+        ratings.open_item(ri)
+        ratings.submit(ri, values, by=ri.rater.user)
 
 
 def test_rating_rows_resolve_pairs_through_each_raters_sides(tmp_path) -> None:

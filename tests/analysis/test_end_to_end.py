@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from analysis import datasets
-from analysis.simulate import Effects, simulate_trial
 from analysis.summary import summarize
-from trial.demo import DEMO_SLUG, build_demo
+from demo.build import DEMO_SLUG, build_demo
+from demo.simulate import Effects, simulate_trial
 from trial.models import Arm, Trial
 
 pytestmark = pytest.mark.django_db

@@ -15,11 +15,11 @@ from django.core.management import call_command
 from analysis import datasets
 from analysis.report import build_report, figure_data
 from analysis.summary import ARMS, summarize
-from reader import campaigns
-from reader.rating_models import RaterItem
+from rating import ratings
+from rating.models import RaterItem
 from tests.analysis.test_summary import make_frames
-from tests.factories import MembershipFactory, UserFactory
-from tests.reader.campaign_world import build_campaign_world
+from tests.support.campaign_world import build_campaign_world
+from tests.support.factories import MembershipFactory, UserFactory
 from trial.models import Case, Role
 
 pytestmark = pytest.mark.django_db
@@ -42,8 +42,8 @@ def rate_everything(world, seed: int = 3) -> None:
                 "errors": {"omitted_finding": {"significant": rng.randint(0, 2),
                                                "insignificant": rng.randint(0, 2)}},
             }[code]
-        campaigns.open_item(ri)
-        campaigns.submit(ri, values, by=ri.rater.user)
+        ratings.open_item(ri)
+        ratings.submit(ri, values, by=ri.rater.user)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests import factories
+from tests.support import factories
 from trial.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from reader.rating_models import RaterItem, Rating
-from tests.browser.reading_world import (
+from drafting.backends import DEMO_MODEL
+from drafting.models import Draft, ModelEndpoint
+from rating.models import RaterItem, Rating
+from tests.support.browser_world import (
     DISPLAYED,
     expect,
     focused_matches,
@@ -25,9 +27,8 @@ from tests.browser.reading_world import (
     tab_to,
     wait_displayed,
 )
-from tests.reader.campaign_world import SIGNATURE, CampaignWorld, build_campaign_world
-from trial.drafting.backends import DEMO_MODEL
-from trial.models import AuditEvent, Draft, Membership, ModelEndpoint, Role
+from tests.support.campaign_world import SIGNATURE, CampaignWorld, build_campaign_world
+from trial.models import AuditEvent, Membership, Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

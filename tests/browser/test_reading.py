@@ -13,9 +13,12 @@ import uuid
 
 import pytest
 
+from drafting.models import Draft
+from drafting.parsing import UnparseableReply, parse_report
+from drafting.queries import current_draft
 from reader import reading as svc
 from reader.models import Amendment, Reading, ReadingEvent
-from tests.browser.reading_world import (
+from tests.support.browser_world import (
     DISPLAYED,
     Traffic,
     canvas_pixels,
@@ -28,10 +31,8 @@ from tests.browser.reading_world import (
     tab_to,
     wait_displayed,
 )
-from tests.reader.world import ReadWorld, build_read_world
-from trial.drafting.parsing import UnparseableReply, parse_report
-from trial.drafting.pipeline import current_draft
-from trial.models import Arm, Draft
+from tests.support.read_world import ReadWorld, build_read_world
+from trial.models import Arm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

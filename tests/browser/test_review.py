@@ -7,14 +7,14 @@ import pytest
 from reader import reading as rd
 from reader import review as review_svc
 from reader.models import Reading, Review
-from tests.browser.reading_world import (
+from tests.support.browser_world import (
     Traffic,
     expect,
     sign_in,
     wait_displayed,
     without_csrf_tokens,
 )
-from tests.reader.world import ReadWorld, build_read_world
+from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -54,7 +54,7 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     expect(page.locator("#report1 h2")).to_have_text("Report 1")
     expect(page.locator("#report2 h2")).to_have_text("Report 2")
     review = Review.objects.get(case=case)
-    shown = review_svc.shown_reports(review)
+    shown = review_svc.readings_shown(review)
     for key, reading in zip(("report1", "report2"), shown, strict=True):
         expect(page.locator(f"#{key} [data-part=findings]")).to_have_text(reading.findings)
         expect(page.locator(f"#{key} [data-part=impression]")).to_have_text(reading.impression)

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.models import Image, Role

@@ -1,7 +1,7 @@
 """Who may open which page, API endpoint and admin page of the reading workspace: one table of
 (role, method, URL, body, expected status), every role against every reader/senior URL.
 
-The world is ``tests.reader.access_world`` (see its table of cases A-D). Conventions, as in
+The world is ``tests.support.access_world`` (see its table of cases A-D). Conventions, as in
 ``tests/trial``: an anonymous visitor is sent to the login page by a page (302) and refused by
 the API (403: session authentication comes first); someone with no role in the trial (trial
 B's coordinator) gets 404; a member of another role 403; the right role the service's answer.
@@ -23,9 +23,11 @@ from django.db import transaction
 from django.test import override_settings
 from django.urls import resolve
 
-from reader import api_urls, urls, urls_images
+from reader import urls
+from reader.api import urls as api_urls
+from reader.api import urls_images
 from reader.models import Reading, Review
-from tests.reader.access_world import (
+from tests.support.access_world import (
     ARM_LABELS,
     DRAFT_MARK,
     MARK,
@@ -101,7 +103,7 @@ def image_access(case: str) -> dict:
             "senior": 200 if case in "AB" else 403}
 
 
-# Positions (tests.reader.access_world): AI reader A1 B2 C3 D4; SCP reader D1 C2 B3 A4.
+# Positions (tests.support.access_world): AI reader A1 B2 C3 D4; SCP reader D1 C2 B3 A4.
 TABLE: list[Row] = [
     # --- pages ---------------------------------------------------------------------------
     *rows("GET", READ, readers(200, 200, 200), kind="page"),
@@ -238,8 +240,8 @@ def test_access(world: AccessWorld, ids: dict[str, int], row: Row) -> None:
 
 def test_the_table_covers_every_reader_and_senior_route() -> None:
     """Every route of the reading workspace (but home, sign-in and sign-out) has rows; the
-    rating and campaign routes have their own table (tests/reader/test_rating_access.py)."""
-    rating = ("rater-", "trial-campaign", "reader:rate")
+    rating and campaign routes have their own table (tests/rating/test_access.py)."""
+    rating = ("rater-", "trial-campaign", "rating:rate")
     named = {p.name for p in (*api_urls.urlpatterns, *urls_images.urlpatterns)}
     named |= {f"reader:{p.name}" for p in urls.urlpatterns
               if p.name not in ("home", "login", "logout")}
@@ -269,7 +271,7 @@ def test_position_1_is_each_readers_own_case(world: AccessWorld, ids: dict[str, 
 
 
 def test_worklists_hold_only_the_readers_assignments(world: AccessWorld) -> None:
-    from tests.reader.access_world import POSITIONS
+    from tests.support.access_world import POSITIONS
 
     for role in ("ai_reader", "scp_reader"):
         items = call(world, role, "GET", WORKLIST).json()["items"]

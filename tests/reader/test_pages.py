@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from drafting.models import Draft
 from reader.models import Reading
-from tests.reader.world import ReadWorld, build_read_world
-from trial.models import Arm, Draft
+from tests.support.read_world import ReadWorld, build_read_world
+from trial.models import Arm
 
 pytestmark = pytest.mark.django_db
 

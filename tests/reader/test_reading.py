@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from drafting.models import Draft
 from reader import reading as svc
 from reader.models import Reading, ReadingEvent
-from tests.reader.world import ReadWorld, build_read_world
-from trial.models import Arm, AuditEvent, Draft
+from tests.support.read_world import ReadWorld, build_read_world
+from trial.models import Arm, AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,10 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from drafting.models import Draft
 from reader.models import Reading, ReadingEvent, Review
-from tests.reader.world import ReadWorld, build_read_world
-from trial.models import Arm, AuditEvent, Draft
+from tests.support.read_world import ReadWorld, build_read_world
+from trial.models import Arm, AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 from reader import reading as rd
 from reader import review as svc
 from reader.models import Review
-from tests.factories import MembershipFactory
-from tests.reader.world import ReadWorld, build_read_world
+from tests.support.factories import MembershipFactory
+from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm, AuditEvent, Role, Trial
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_review_shows_both_reports_in_a_stored_order_and_one_senior_owns_it(
 ) -> None:
     _read_both(world, {Arm.AI_ASSISTED: "AI-arm report.", Arm.SCP: "SCP report."})
     review = svc.open_review(world.cases[0], senior=world.senior)
-    shown = svc.shown_reports(review)
+    shown = svc.readings_shown(review)
     assert {r.assignment.arm for r in shown} == {Arm.AI_ASSISTED, Arm.SCP}
     assert svc.open_review(world.cases[0], senior=world.senior).order == review.order
     other = MembershipFactory(trial=world.trial, role=Role.SENIOR, site=world.senior.site)

@@ -21,9 +21,9 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 from rest_framework.authtoken.models import Token
 
-from tests.dicom_files import ramp, write_dicom
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
-from tests.reader.world import build_read_world
+from tests.support.dicom_files import ramp, write_dicom
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.read_world import build_read_world
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.dicom.viewer_pixels import viewer_meta, viewer_pixels

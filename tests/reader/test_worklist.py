@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from drafting.models import Draft
 from reader import reading as rd
 from reader.worklist import next_item, progress, worklist
-from tests.reader.world import build_read_world
-from trial.models import Arm, Assignment, Draft
+from tests.support.read_world import build_read_world
+from trial.models import Arm, Assignment
 
 pytestmark = pytest.mark.django_db
 

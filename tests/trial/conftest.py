@@ -1,8 +1,8 @@
-"""The shared two-trial world of the admin and API tests (see ``tests.trial.world``)."""
+"""The shared two-trial world of the admin and API tests (see ``tests.support.trial_world``)."""
 
 import pytest
 
-from tests.trial.world import World, build_world
+from tests.support.trial_world import World, build_world
 
 
 @pytest.fixture

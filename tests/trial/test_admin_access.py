@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.trial.world import ROLES, World, build_world
+from tests.support.trial_world import ROLES, World, build_world
 
 ANON, DENIED = 302, 403
 
@@ -50,12 +50,13 @@ PAGES = {
                                 lambda w: reverse("admin:trial_randomizationlist_changelist")),
     "randomisation list page": (OBJECT_PAGE, lambda w: reverse(
         "admin:trial_randomizationlist_change", args=[w.rlist.pk])),
-    "model endpoint list": (LIST_PAGE, lambda w: reverse("admin:trial_modelendpoint_changelist")),
-    "model endpoint page": (OBJECT_PAGE, lambda w: reverse("admin:trial_modelendpoint_change",
+    "model endpoint list": (LIST_PAGE,
+                            lambda w: reverse("admin:drafting_modelendpoint_changelist")),
+    "model endpoint page": (OBJECT_PAGE, lambda w: reverse("admin:drafting_modelendpoint_change",
                                                            args=[w.endpoint.pk])),
-    "model endpoint add": (LIST_PAGE, lambda w: reverse("admin:trial_modelendpoint_add")),
-    "draft list": (LIST_PAGE, lambda w: reverse("admin:trial_draft_changelist")),
-    "draft page": (OBJECT_PAGE, lambda w: reverse("admin:trial_draft_change",
+    "model endpoint add": (LIST_PAGE, lambda w: reverse("admin:drafting_modelendpoint_add")),
+    "draft list": (LIST_PAGE, lambda w: reverse("admin:drafting_draft_changelist")),
+    "draft page": (OBJECT_PAGE, lambda w: reverse("admin:drafting_draft_change",
                                                   args=[w.draft.pk])),
 }
 

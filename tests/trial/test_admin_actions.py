@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import CaseFactory, MembershipFactory, SiteFactory, UserFactory
-from tests.trial.world import World
+from tests.support.factories import CaseFactory, MembershipFactory, SiteFactory, UserFactory
+from tests.support.trial_world import World
 from trial.models import AuditEvent, Case, Membership, RandomizationList, Role, Trial
 
 
@@ -169,7 +169,7 @@ def test_audit_events_cannot_be_changed_or_deleted_even_by_a_superuser(world, ro
 
 
 def test_the_seed_and_slots_are_revealed_only_once_the_trial_is_locked(world: World) -> None:
-    from tests.trial.world import SEED
+    from tests.support.trial_world import SEED
 
     client = world.client("superuser")
     url = reverse("admin:trial_randomizationlist_change", args=[world.rlist.pk])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.dicom_files import identified_cxr
-from tests.trial.world import ROLES, World
+from tests.support.dicom_files import identified_cxr
+from tests.support.trial_world import ROLES, World
 from trial.models import Role
 
 A = "/api/trials/trial-a"
@@ -140,7 +140,7 @@ def test_api_write_access(world: World, write: str, role: str, tmp_path,
 
 
 def _enrolled_case_and_readers(world: World) -> None:
-    from tests.factories import CaseFactory, MembershipFactory, UserFactory
+    from tests.support.factories import CaseFactory, MembershipFactory, UserFactory
     from trial import randomization
     from trial.models import Case, Image
 

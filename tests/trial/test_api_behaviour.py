@@ -11,8 +11,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import CaseFactory, SiteFactory
-from tests.trial.world import World
+from tests.support.factories import CaseFactory, SiteFactory
+from tests.support.trial_world import World
 from trial.models import AuditEvent, Case, Membership, Trial
 
 A = "/api/trials/trial-a"
@@ -199,7 +199,7 @@ def test_the_audit_log_is_read_only_and_filterable(world: World) -> None:
 def test_uploaded_dicom_is_imported_de_identified_and_listed(
     world: World, tmp_path, django_capture_on_commit_callbacks
 ) -> None:
-    from tests.dicom_files import identified_cxr
+    from tests.support.dicom_files import identified_cxr
 
     path, identifying = identified_cxr(tmp_path / "cxr.dcm", seed=3)
     client = as_(world, "coordinator")

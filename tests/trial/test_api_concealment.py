@@ -12,9 +12,9 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
+from tests.support.trial_world import SEED, World, build_world
 from tests.trial.test_admin_access import PAGES
 from tests.trial.test_api_access import GETS, fill
-from tests.trial.world import SEED, World, build_world
 from trial.models import AllocationSlot
 
 ARM_CODE = re.compile(r"(?<![\w-])(ai_assisted|scp)(?![\w-])")

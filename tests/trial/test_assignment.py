@@ -5,7 +5,13 @@ from collections import Counter
 import pytest
 from django.db import transaction
 
-from tests.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import (
+    CaseFactory,
+    MembershipFactory,
+    SiteFactory,
+    TrialFactory,
+    UserFactory,
+)
 from trial import randomization as rz
 from trial.assignment import AssignmentError, assign_cases
 from trial.models import Assignment, AuditEvent, Case, Role, Trial

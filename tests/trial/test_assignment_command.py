@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory
+from tests.support.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory
 from trial.models import Assignment, Case, Role, Trial
 
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from tests.factories import TrialFactory
+from tests.support.factories import TrialFactory
 from trial import audit
 from trial.models import AuditEvent
 from trial.models.audit import AuditLogImmutable

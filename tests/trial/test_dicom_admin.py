@@ -10,11 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.dicom_files import identified_cxr
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.dicom_files import identified_cxr
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from trial.models import Image, ImportJob, Role
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.dicom_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.dicom_urls")]
 
 
 @pytest.fixture

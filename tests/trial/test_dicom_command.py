@@ -7,8 +7,8 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.dicom_files import identified_cxr, text_file
-from tests.factories import SiteFactory, TrialFactory
+from tests.support.dicom_files import identified_cxr, text_file
+from tests.support.factories import SiteFactory, TrialFactory
 from trial.management.progress import progress_bar
 from trial.models import Case
 

@@ -8,8 +8,8 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
-from tests.dicom_files import identified_cxr, ramp, write_dicom
-from tests.factories import SiteFactory, TrialFactory
+from tests.support.dicom_files import identified_cxr, ramp, write_dicom
+from tests.support.factories import SiteFactory, TrialFactory
 from trial.dicom.deid import patient_age, remap_uid
 from trial.dicom.importer import import_path
 from trial.models import Case, Image

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
-from tests.dicom_files import (
+from tests.support.dicom_files import (
     identified_cxr,
     media_files,
     png_file,
@@ -19,7 +19,7 @@ from tests.dicom_files import (
     truncated_copy,
     write_dicom,
 )
-from tests.factories import SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import SiteFactory, TrialFactory, UserFactory
 from trial.dicom.history import HistoryCsvError
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image as PILImage
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from tests.dicom_files import write_dicom
-from tests.factories import SiteFactory, TrialFactory
+from tests.support.dicom_files import write_dicom
+from tests.support.factories import SiteFactory, TrialFactory
 from trial.dicom import render
 from trial.dicom.importer import import_path
 from trial.dicom.render import display_pixels, render_png

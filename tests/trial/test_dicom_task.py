@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from tests.dicom_files import identified_cxr
-from tests.factories import SiteFactory, TrialFactory
+from tests.support.dicom_files import identified_cxr
+from tests.support.factories import SiteFactory, TrialFactory
 from trial.models import Image, ImportJob
 from trial.tasks import run_import
 

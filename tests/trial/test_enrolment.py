@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.base import ContentFile
 
-from tests.factories import CaseFactory, CriterionFactory, TrialFactory, UserFactory
+from tests.support.factories import CaseFactory, CriterionFactory, TrialFactory, UserFactory
 from trial import enrolment
 from trial.enrolment import EnrolmentError
 from trial.models import AuditEvent, Case, EligibilityCriterion, Image, Trial

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, RandomizationList, Role, Trial
 

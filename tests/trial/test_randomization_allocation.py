@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, Role, Trial
 

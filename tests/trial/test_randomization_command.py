@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory
 from trial.models import AllocationSlot, RandomizationList, Role, Trial
 
 

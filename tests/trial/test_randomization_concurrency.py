@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from tests.factories import MembershipFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, TrialFactory, UserFactory
 from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, Membership, Role
 

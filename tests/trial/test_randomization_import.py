@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from tests.factories import SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import SiteFactory, TrialFactory, UserFactory
 from trial import randomization as rz
 from trial.models import AllocationSlot, AuditEvent, RandomizationList, Trial
 

@@ -6,6 +6,8 @@ only, and a membership shows its arm only once allocated (``Membership.arm``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
@@ -67,7 +69,8 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
         cls.tools = (*cls.tools, tool)
 
     @classmethod
-    def add_panel(cls, name: str, title: str, render, *, description: str) -> None:
+    def add_panel(cls, name: str, title: str, render: Callable[[Trial], str], *,
+                  description: str) -> None:
         """A read-only section ``title`` of the trial page: ``render(trial)`` returns its HTML."""
         def panel(model_admin: TrialAdmin, obj: Trial) -> str:
             return render(obj) if obj.pk else "–"

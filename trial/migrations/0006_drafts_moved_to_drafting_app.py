@@ -2,25 +2,7 @@
 
 from django.db import migrations
 
-
-def move_content_types(old_label: str, new_label: str, models: tuple[str, ...]):
-    """Content types (and so permissions and admin log entries) follow their models."""
-
-    def forward(apps, schema_editor) -> None:
-        ContentType = apps.get_model("contenttypes", "ContentType")
-        for model in models:
-            if not ContentType.objects.filter(app_label=new_label, model=model).exists():
-                ContentType.objects.filter(app_label=old_label, model=model).update(
-                    app_label=new_label)
-
-    def backward(apps, schema_editor) -> None:
-        ContentType = apps.get_model("contenttypes", "ContentType")
-        for model in models:
-            if not ContentType.objects.filter(app_label=old_label, model=model).exists():
-                ContentType.objects.filter(app_label=new_label, model=model).update(
-                    app_label=old_label)
-
-    return forward, backward
+from trial.moved_models import move_content_types
 
 
 class Migration(migrations.Migration):

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reader import campaigns, reading, review
-from reader import instruments as inst
-from reader.rating_models import Campaign
-from tests.factories import MembershipFactory, UserFactory
-from tests.reader.world import ReadWorld, build_read_world
+from rating import build
+from rating import instruments as inst
+from rating.models import Campaign
+from reader import reading, review
+from tests.support.factories import MembershipFactory, UserFactory
+from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm, Membership, Role
 
 # Distinctive texts: a leak of a report's source shows up as a plain substring.
@@ -57,7 +58,7 @@ def build_campaign_world(folder: Path, *, cases: int = 2, raters: int = 5,
                                        instruments=list(instruments), seed=12345,
                                        **campaign_fields)
     campaign.raters.set(members)
-    campaigns.build(campaign)
+    build.build(campaign)
     if open_:
         campaign.status = Campaign.Status.OPEN
         campaign.save(update_fields=["status"])

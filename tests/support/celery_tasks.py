@@ -1,7 +1,7 @@
 """Tiny Celery tasks for tests/test_celery_redis.py, registered on the project's Celery app.
 
 Workers only autodiscover ``<app>.tasks`` modules; the test worker loads this module with
-``celery -A config worker -I tests.celery_tasks``.
+``celery -A config worker -I tests.support.celery_tasks``.
 """
 
 from __future__ import annotations

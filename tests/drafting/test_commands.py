@@ -12,15 +12,16 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from tests.celery_helpers import celery_on_redis
-from tests.factories import SiteFactory, TrialFactory, UserFactory
-from tests.fake_openai import REPORT, Reply
-from tests.servers import free_port
-from tests.trial.draft_world import closed_port
+from drafting.models import Draft, ModelEndpoint
+from drafting.queue import ensure_draft
+from tests.support.celery_helpers import celery_on_redis
+from tests.support.draft_world import closed_port
+from tests.support.factories import SiteFactory, TrialFactory, UserFactory
+from tests.support.fake_openai import REPORT, Reply
+from tests.support.servers import free_port
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
-from trial.drafting.pipeline import ensure_draft
-from trial.models import AuditEvent, Case, Draft, ModelEndpoint
+from trial.models import AuditEvent, Case
 
 pytestmark = pytest.mark.django_db
 

@@ -19,11 +19,17 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.urls import resolve
 
-from reader import campaigns as svc
-from reader import urls
-from reader.rating_models import Campaign, Item, RatedReport, RaterItem, Rating
-from tests.factories import PASSWORD, MembershipFactory, SiteFactory, TrialFactory, UserFactory
-from tests.reader.campaign_world import SIGNATURE, build_campaign_world
+from rating import build as campaign_build
+from rating import urls
+from rating.models import Campaign, Item, RatedReport, RaterItem, Rating
+from tests.support.campaign_world import SIGNATURE, build_campaign_world
+from tests.support.factories import (
+    PASSWORD,
+    MembershipFactory,
+    SiteFactory,
+    TrialFactory,
+    UserFactory,
+)
 from trial.models import AuditEvent, Membership, Role
 
 ROLES = ("anonymous", "reader", "senior", "owner", "other_rater", "outsider_rater",
@@ -74,7 +80,7 @@ def build(folder: Path) -> World:
     drafted = Campaign.objects.create(trial=trial, name="Draft campaign", instruments=["likert"],
                                       seed=7)
     drafted.raters.set(made.raters)
-    svc.build(drafted)
+    campaign_build.build(drafted)
     empty = Campaign.objects.create(trial=trial, name="Empty", instruments=["likert"], seed=8)
     empty.raters.set(made.raters)
 
@@ -150,7 +156,7 @@ RATE = "/rate/{slug}/{open}/"
 ITEMS = "/api/trials/{slug}/rating/{open}/items/"
 DRAFT_ITEMS = "/api/trials/{slug}/rating/{draft}/items/"
 CAMPAIGNS = "/api/trials/{slug}/campaigns/"
-ADMIN = "/admin/reader/campaign/"
+ADMIN = "/admin/rating/campaign/"
 NEW = {"name": "New campaign", "kind": "prospective", "instruments": ["likert"]}
 CSV_BODY = "multipart-csv"
 
@@ -200,7 +206,7 @@ TABLE: list[Row] = [
     *rows("POST", ADMIN + "{draft}/open/", coord(302, True), kind="admin"),
     *rows("POST", ADMIN + "{open}/close/", coord(302, True), kind="admin"),
     *rows("GET", ADMIN + "{open}/import-reports/", coord(200), kind="admin"),
-    *rows("GET", "/admin/reader/rateritem/", {**coord(200), "other_coordinator": 200},
+    *rows("GET", "/admin/rating/rateritem/", {**coord(200), "other_coordinator": 200},
           kind="admin"),
 ]
 
@@ -269,11 +275,11 @@ def test_access(world: World, row: Row) -> None:
 
 
 def test_the_table_covers_every_rating_and_campaign_route() -> None:
-    from reader import api_urls
+    from rating.api import urls as api_urls
 
     named = {p.name for p in api_urls.urlpatterns
              if p.name and (p.name.startswith("rater-") or p.name.startswith("trial-campaign"))}
-    named |= {f"reader:{p.name}" for p in urls.urlpatterns if p.name in ("rate", "rate-item")}
+    named |= {f"rating:{p.name}" for p in urls.urlpatterns if p.name in ("rate", "rate-item")}
     dummy = {"slug": "s", "open": 1, "draft": 2, "empty": 3, "code": "C", "pair_code": "P",
              "other_code": "O", "draft_code": "D"}
     covered = {resolve(row.url.format(**dummy)).view_name for row in TABLE}

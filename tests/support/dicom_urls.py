@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from trial.admin_import import import_urls
+from trial.admin.imports import import_urls
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trial.drafting.parsing import UnparseableReply, parse_report
+from drafting.parsing import UnparseableReply, parse_report
 
 
 def test_reference_one_line_format() -> None:

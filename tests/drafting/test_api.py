@@ -14,11 +14,12 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.trial.draft_world import imported_case
+from drafting import queue
+from drafting.models import Draft, ModelEndpoint
+from tests.support.draft_world import imported_case
+from tests.support.trial_world import DRAFT_TEXT, ROLES, World
 from tests.trial.test_api_access import COORD, GETS, api, expect, fill
-from tests.trial.world import DRAFT_TEXT, ROLES, World
-from trial.drafting import pipeline
-from trial.models import AuditEvent, Draft, ModelEndpoint
+from trial.models import AuditEvent
 
 A = "/api/trials/trial-a"
 SECRET = "sk-live-Zq8vN3rT6yW1xK4m"  # an API key's value: must never appear anywhere
@@ -114,7 +115,7 @@ def test_a_draft_carries_its_content_config_and_timings(world: World) -> None:
 
 def test_drafts_filter_by_status(world: World, tmp_path) -> None:
     case = imported_case(world.trial, world.site, tmp_path, seed=1)
-    failed = pipeline.ensure_draft(case, world.endpoint)
+    failed = queue.ensure_draft(case, world.endpoint)
     fail(failed)
     client = as_(world, "coordinator")
     listed = client.get(f"{A}/drafts/", {"status": "failed"}).json()["results"]
@@ -126,7 +127,7 @@ def test_drafts_filter_by_status(world: World, tmp_path) -> None:
 
 def test_retry_requeues_a_failed_draft_once_and_is_audited(world: World, tmp_path) -> None:
     case = imported_case(world.trial, world.site, tmp_path, seed=1)
-    draft = pipeline.ensure_draft(case, world.endpoint)
+    draft = queue.ensure_draft(case, world.endpoint)
     fail(draft)
     client = as_(world, "coordinator")
     response = client.post(f"{A}/drafts/{draft.pk}/retry/")

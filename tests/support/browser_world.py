@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests import factories
+from tests.support import factories
 
 DISPLAYED = '#viewer[data-displayed="1"]'
 RECORDED_TYPES = {"document", "xhr", "fetch", "script"}

@@ -28,12 +28,19 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from drafting.models import Draft
 from reader import reading as rd
 from reader import review as review_svc
 from reader.models import Amendment, Reading, ReadingEvent, Review
-from tests.factories import PASSWORD, MembershipFactory, SiteFactory, TrialFactory, UserFactory
-from tests.reader.world import build_read_world
-from trial.models import Arm, AuditEvent, Case, Draft, Image, Membership, Role, Trial
+from tests.support.factories import (
+    PASSWORD,
+    MembershipFactory,
+    SiteFactory,
+    TrialFactory,
+    UserFactory,
+)
+from tests.support.read_world import build_read_world
+from trial.models import Arm, AuditEvent, Case, Image, Membership, Role, Trial
 
 SLUG = "trial-a"
 ROLES = ("anonymous", "ai_reader", "scp_reader", "idle_reader", "senior", "senior_elsewhere",

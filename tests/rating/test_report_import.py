@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from reader import campaigns as svc
-from reader import instruments as inst
-from reader.rating_models import Campaign, Item, RatedReport
-from reader.report_import import ReportImportError, import_reports
-from tests.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory
+from rating import build, errors
+from rating import instruments as inst
+from rating.models import Campaign, Item, RatedReport
+from rating.report_import import ReportImportError, import_reports
+from tests.support.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory
 from trial.models import AuditEvent, Role
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_a_good_file_imports_and_builds(campaign):
     model = campaign.reports.get(case__case_id="R001", source="modelA")
     assert "modelA" not in model.shown_impression and model.impression.endswith("modelA")
     assert AuditEvent.objects.filter(action="campaign.reports_imported").count() == 1
-    added = svc.build(campaign)
+    added = build.build(campaign)
     # per case: a single per model source, a pair of each model source with the published one
     assert added == 8
     pairs = campaign.items.filter(kind=Item.Kind.PAIR)
@@ -167,15 +167,16 @@ def test_a_prospective_campaign_refuses_imports(campaign):
 
 def test_a_file_without_a_published_report_imports_but_does_not_build(campaign):
     import_reports(campaign, rows("R001,modelA,a,b"))
-    with pytest.raises(svc.CampaignError, match="published"):
-        svc.build(campaign)
+    with pytest.raises(errors.CampaignError, match="published"):
+        build.build(campaign)
     assert not campaign.items.exists()
 
 
 def test_retrospective_with_worker_drafts_rates_them_as_a_source(campaign):
     """include_ai_alone on a retrospective campaign: the draft worker's done drafts of the
     cases with a published report become a source named after their endpoint."""
-    from trial.models import Case, Draft, ModelEndpoint
+    from drafting.models import Draft, ModelEndpoint
+    from trial.models import Case
 
     endpoint = ModelEndpoint.objects.create(trial=campaign.trial, name="Osprey endpoint",
                                             backend=ModelEndpoint.Backend.DEMO)
@@ -187,7 +188,7 @@ def test_retrospective_with_worker_drafts_rates_them_as_a_source(campaign):
     campaign.include_ai_alone = True
     campaign.save()
     import_reports(campaign, rows("R001,published,Published findings.,Normal."))
-    svc.build(campaign)
+    build.build(campaign)
     report = campaign.reports.get(source="model:Osprey endpoint")
     assert report.draft is not None and report.shown_findings == "Worker findings."
     pair = campaign.items.get(kind=Item.Kind.PAIR, report=report)
@@ -202,7 +203,7 @@ def test_no_rater_sees_the_published_report_as_reference_and_in_a_pair(campaign)
     trial = campaign.trial
     campaign.raters.add(*[MembershipFactory(trial=trial, role=Role.RATER) for _ in range(4)])
     import_reports(campaign, GOOD.encode(), by=None)
-    svc.build(campaign)
+    build.build(campaign)
     for rater in campaign.raters.all():
         kinds_by_case: dict[str, set[str]] = {}
         for ri in campaign.rater_items.filter(rater=rater).select_related("item__case"):
@@ -215,7 +216,7 @@ def test_no_rater_sees_the_published_report_as_reference_and_in_a_pair(campaign)
 
 def test_reports_of_an_already_built_case_are_refused(campaign):
     import_reports(campaign, GOOD.encode(), by=None)
-    svc.build(campaign)
+    build.build(campaign)
     problems = refused_after(campaign, rows("R001,modelC,Late findings.,Late."))
     assert problems == ["line 2: case 'R001' already has items in this campaign; its reports "
                         "cannot change"]
@@ -224,5 +225,5 @@ def test_reports_of_an_already_built_case_are_refused(campaign):
 def test_a_closed_campaign_is_not_built_again(campaign):
     import_reports(campaign, GOOD.encode(), by=None)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CLOSED)
-    with pytest.raises(svc.CampaignError, match="closed"):
-        svc.build(campaign)
+    with pytest.raises(errors.CampaignError, match="closed"):
+        build.build(campaign)

@@ -12,10 +12,11 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.factories import SiteFactory, TrialFactory
+from drafting.models import ModelEndpoint
+from tests.support.factories import SiteFactory, TrialFactory
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
-from trial.models import Case, ModelEndpoint, Site, Trial
+from trial.models import Case, Site, Trial
 
 CLINICAL = {
     "chief_complaint": "Productive cough and fever for 6 days",

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.factories import (
+from drafting.models import Draft, ModelEndpoint
+from tests.support.factories import (
     PASSWORD,
     CaseFactory,
     CriterionFactory,
@@ -28,11 +29,9 @@ from trial.models import (
     Assignment,
     AuditEvent,
     Case,
-    Draft,
     Image,
     ImportJob,
     Membership,
-    ModelEndpoint,
     RandomizationList,
     Role,
     Site,

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from drafting.models import ModelEndpoint
+from drafting.tasks import queue_draft
+from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from trial.assignment import assign_cases
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
-from trial.drafting.pipeline import queue_draft
-from trial.models import Arm, Assignment, Case, Membership, ModelEndpoint, Role, Trial
+from trial.models import Arm, Assignment, Case, Membership, Role, Trial
 from trial.randomization import allocate_all, generate_list
 
 

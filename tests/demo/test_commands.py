@@ -12,12 +12,12 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from analysis.simulate import CAMPAIGN_NAME
+from demo.simulate import CAMPAIGN_NAME
+from rating.models import Campaign, Rating
 from reader.models import Reading, Review
-from reader.rating_models import Campaign, Rating
-from tests.servers import _wait_for_port, free_port
+from tests.support.servers import _wait_for_port, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_on_sqlite_and_serves_the_login_page(tmp_path: Path) -> None:

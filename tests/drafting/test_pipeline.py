@@ -14,14 +14,15 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.factories import UserFactory
-from tests.fake_openai import REPORT, Reply
-from tests.trial.draft_world import DraftWorld, dead_url, draft_world, imported_case
-from trial.drafting import limits, pipeline
-from trial.drafting.backends import DEMO_MODEL
-from trial.drafting.preprocess import model_png
-from trial.models import AuditEvent, Draft
-from trial.tasks import generate_draft
+from drafting import limits, queue, run, tasks
+from drafting.backends import DEMO_MODEL
+from drafting.models import Draft
+from drafting.preprocess import model_png
+from drafting.tasks import generate_draft
+from tests.support.draft_world import DraftWorld, dead_url, draft_world, imported_case
+from tests.support.factories import UserFactory
+from tests.support.fake_openai import REPORT, Reply
+from trial.models import AuditEvent
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def run_task(world: DraftWorld) -> Draft:
 def test_request_posts_to_chat_completions_with_model_and_sampling(world, fake_model) -> None:
     world.endpoint.max_tokens, world.endpoint.temperature = 300, 0.2
     world.endpoint.save()
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     (request,) = fake_model.requests
     assert request.path == "/v1/chat/completions"
     assert (request.body["model"], request.body["max_tokens"], request.body["temperature"]) == (
@@ -52,7 +53,7 @@ def test_request_posts_to_chat_completions_with_model_and_sampling(world, fake_m
 
 
 def test_image_part_is_the_model_png_as_a_data_url(world, fake_model) -> None:
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     (part,) = [p for p in fake_model.requests[0].body["messages"][0]["content"]
                if p["type"] == "image_url"]
     prefix, encoded = part["image_url"]["url"].split(",", 1)
@@ -61,7 +62,7 @@ def test_image_part_is_the_model_png_as_a_data_url(world, fake_model) -> None:
 
 
 def test_text_part_carries_the_clinical_record(world, fake_model) -> None:
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     (part,) = [p for p in fake_model.requests[0].body["messages"][0]["content"]
                if p["type"] == "text"]
     for field in ("chief_complaint", "history", "lab_results"):
@@ -77,12 +78,12 @@ def test_bearer_key_is_read_from_the_named_environment_variable(
     monkeypatch.setenv("CXR_TEST_MODEL_KEY", "sk-test-123")
     world.endpoint.api_key_env = "CXR_TEST_MODEL_KEY"
     world.endpoint.save()
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     assert headers(fake_model.requests[0])["authorization"] == "Bearer sk-test-123"
 
 
 def test_no_authorization_header_without_a_key_variable(world, fake_model) -> None:
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     assert "authorization" not in headers(fake_model.requests[0])
 
 
@@ -90,7 +91,7 @@ def test_a_named_but_unset_key_variable_fails_at_once(world, fake_model, monkeyp
     monkeypatch.delenv("CXR_TEST_MISSING_KEY", raising=False)
     world.endpoint.api_key_env = "CXR_TEST_MISSING_KEY"
     world.endpoint.save()
-    assert pipeline.run_draft(world.case.pk).retry_in is None
+    assert run.run_draft(world.case.pk).retry_in is None
     draft = draft_of(world)
     assert (draft.status, draft.attempts) == (Draft.Status.FAILED, 1)
     assert "CXR_TEST_MISSING_KEY" in draft.error
@@ -101,7 +102,7 @@ def test_a_named_but_unset_key_variable_fails_at_once(world, fake_model, monkeyp
 
 def test_a_done_draft_stores_report_usage_timings_and_config(world, fake_model) -> None:
     fake_model.script([Reply(delay=0.1)])
-    assert pipeline.run_draft(world.case.pk).status == Draft.Status.DONE
+    assert run.run_draft(world.case.pk).status == Draft.Status.DONE
     draft = draft_of(world)
     assert (draft.status, draft.attempts, draft.backend) == (Draft.Status.DONE, 1, "openai")
     assert (draft.findings, draft.impression) == (
@@ -127,7 +128,7 @@ def test_a_503_is_retried_then_done(world, fake_model) -> None:
 
 def test_a_429_retry_after_sets_the_next_run(world, fake_model) -> None:
     fake_model.script([Reply(status=429, headers={"Retry-After": "7"})])
-    outcome = pipeline.run_draft(world.case.pk)
+    outcome = run.run_draft(world.case.pk)
     assert outcome.retry_in == 7.0
     draft = draft_of(world)
     assert (draft.status, draft.attempts) == (Draft.Status.QUEUED, 1)
@@ -182,20 +183,20 @@ def test_headers_without_report_text_fail_keeping_the_raw_reply(world, fake_mode
 @pytest.mark.parametrize("attempt", [1, 2, 3, 6])
 def test_backoff_doubles_each_attempt_with_jitter(attempt: int) -> None:
     full = 2.0 * 2 ** (attempt - 1)
-    delays = [pipeline.backoff(attempt, 2.0) for _ in range(200)]
+    delays = [run.backoff(attempt, 2.0) for _ in range(200)]
     assert all(full / 2 <= d <= full for d in delays)
     assert max(delays) - min(delays) > full / 4  # jittered, not a fixed delay
 
 
 def test_backoff_is_capped() -> None:
-    assert all(150 <= pipeline.backoff(30, 2.0) <= pipeline.BACKOFF_CAP_S for _ in range(50))
+    assert all(150 <= run.backoff(30, 2.0) <= run.BACKOFF_CAP_S for _ in range(50))
 
 
 # --- idempotency ---------------------------------------------------------------------------
 
 def test_running_twice_makes_one_draft_and_one_request(world, fake_model) -> None:
-    pipeline.run_draft(world.case.pk)
-    second = pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
+    second = run.run_draft(world.case.pk)
     assert (second.status, second.retry_in) == (Draft.Status.DONE, None)
     assert Draft.objects.filter(case=world.case).count() == 1
     assert len(fake_model.requests) == 1
@@ -203,7 +204,7 @@ def test_running_twice_makes_one_draft_and_one_request(world, fake_model) -> Non
 
 def hold(world: DraftWorld, *, lease_in_s: float) -> None:
     """Mark the draft running under another run's claim, its lease ending in ``lease_in_s``."""
-    draft = pipeline.ensure_draft(world.case, world.endpoint)
+    draft = queue.ensure_draft(world.case, world.endpoint)
     Draft.objects.filter(pk=draft.pk).update(
         status=Draft.Status.RUNNING, claim="another-run", attempts=1,
         lease_until=timezone.now() + timedelta(seconds=lease_in_s))
@@ -211,7 +212,7 @@ def hold(world: DraftWorld, *, lease_in_s: float) -> None:
 
 def test_a_draft_running_under_a_live_lease_is_not_taken(world, fake_model) -> None:
     hold(world, lease_in_s=60)
-    outcome = pipeline.run_draft(world.case.pk)
+    outcome = run.run_draft(world.case.pk)
     assert outcome.status == Draft.Status.RUNNING
     assert 59 < outcome.retry_in <= 61
     assert draft_of(world).claim == "another-run"
@@ -220,16 +221,16 @@ def test_a_draft_running_under_a_live_lease_is_not_taken(world, fake_model) -> N
 
 def test_a_running_draft_whose_lease_expired_is_taken_over(world, fake_model) -> None:
     hold(world, lease_in_s=-1)
-    assert pipeline.run_draft(world.case.pk).status == Draft.Status.DONE
+    assert run.run_draft(world.case.pk).status == Draft.Status.DONE
     draft = draft_of(world)
     assert (draft.status, draft.attempts) == (Draft.Status.DONE, 2)
 
 
 def test_a_run_that_lost_its_claim_cannot_store(world) -> None:
-    stale, stale_claim, _ = pipeline._claim(world.case.pk)
+    stale, stale_claim, _ = run._claim(world.case.pk)
     Draft.objects.filter(pk=stale.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert pipeline.run_draft(world.case.pk).status == Draft.Status.DONE  # the takeover
-    assert pipeline._store(stale, stale_claim, status=Draft.Status.FAILED, error="late") is False
+    assert run.run_draft(world.case.pk).status == Draft.Status.DONE  # the takeover
+    assert run._store(stale, stale_claim, status=Draft.Status.FAILED, error="late") is False
     assert draft_of(world).status == Draft.Status.DONE
 
 
@@ -241,12 +242,12 @@ def test_a_run_that_lost_its_claim_cannot_store(world) -> None:
 ])
 def test_changing_what_the_model_is_asked_makes_a_new_draft(
         world, fake_model, field, value) -> None:
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     before = world.endpoint.fingerprint
     setattr(world.endpoint, field, value)
     world.endpoint.save()
     assert world.endpoint.fingerprint != before
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     assert Draft.objects.filter(case=world.case, status=Draft.Status.DONE).count() == 2
     assert len(fake_model.requests) == 2
 
@@ -255,12 +256,12 @@ def test_changing_what_the_model_is_asked_makes_a_new_draft(
     ("timeout_s", 9.0), ("concurrency", 1), ("max_attempts", 9),
 ])
 def test_changing_operational_limits_keeps_the_draft(world, fake_model, field, value) -> None:
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     before = world.endpoint.fingerprint
     setattr(world.endpoint, field, value)
     world.endpoint.save()
     assert world.endpoint.fingerprint == before
-    pipeline.run_draft(world.case.pk)
+    run.run_draft(world.case.pk)
     assert Draft.objects.filter(case=world.case).count() == 1
     assert len(fake_model.requests) == 1
 
@@ -292,7 +293,7 @@ def test_retry_failed_requeues_audited_and_runs_to_done(world, fake_model) -> No
     failed = run_task(world)
     assert (failed.status, failed.attempts) == (Draft.Status.FAILED, 2)
     coordinator = UserFactory()
-    assert pipeline.retry_failed(failed, by=coordinator) is True
+    assert tasks.retry_failed(failed, by=coordinator) is True
     event = AuditEvent.objects.get(action="draft.retried")
     assert event.actor == coordinator
     assert event.before["status"] == "failed" and event.before["attempts"] == 2
@@ -303,7 +304,7 @@ def test_retry_failed_requeues_audited_and_runs_to_done(world, fake_model) -> No
 
 def test_retry_failed_refuses_a_done_draft(world) -> None:
     done = run_task(world)
-    assert pipeline.retry_failed(done) is False
+    assert tasks.retry_failed(done) is False
     assert draft_of(world).status == Draft.Status.DONE
     assert not AuditEvent.objects.filter(action="draft.retried").exists()
 
@@ -317,13 +318,13 @@ def test_endpoint_concurrency_caps_calls_in_flight(tmp_path, fake_model) -> None
                             for s in range(2, 6)]
     fake_model.default = Reply(delay=0.3)
 
-    def run(case_pk: int) -> None:
+    def run_one(case_pk: int) -> None:
         try:
-            pipeline.run_draft(case_pk)
+            run.run_draft(case_pk)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(case.pk,)) for case in cases]
+    threads = [threading.Thread(target=run_one, args=(case.pk,)) for case in cases]
     for thread in threads:
         thread.start()
     for thread in threads:

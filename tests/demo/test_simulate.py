@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.db import transaction
 
 from analysis import datasets
-from analysis.simulate import CAMPAIGN_NAME, Effects, simulate_trial
+from demo.build import DEMO_SLUG, build_demo
+from demo.simulate import CAMPAIGN_NAME, Effects, simulate_trial
+from rating.models import Campaign, RaterItem, Rating
 from reader.models import Reading, ReadingEvent, Review
-from reader.rating_models import Campaign, RaterItem, Rating
-from trial.demo import DEMO_SLUG, build_demo
 from trial.models import Arm, AuditEvent, Trial
 
 pytestmark = pytest.mark.django_db

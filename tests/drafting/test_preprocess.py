@@ -7,10 +7,10 @@ import pydicom
 import pytest
 from PIL import Image as PILImage
 
-from tests.factories import SiteFactory
-from tests.trial.draft_world import imported_case
+from drafting.preprocess import model_png
+from tests.support.draft_world import imported_case
+from tests.support.factories import SiteFactory
 from trial.dicom.render import display_pixels
-from trial.drafting.preprocess import model_png
 from trial.models import Image
 
 

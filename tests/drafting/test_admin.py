@@ -13,11 +13,12 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils.html import escape
 
-from tests.trial.draft_world import imported_case
-from tests.trial.world import DRAFT_TEXT, ROLES, World, build_world
-from trial.admin.drafts import draft_list_url
-from trial.drafting import pipeline
-from trial.models import AuditEvent, Case, Draft, ModelEndpoint
+from drafting import queue
+from drafting.admin import draft_list_url
+from drafting.models import Draft, ModelEndpoint
+from tests.support.draft_world import imported_case
+from tests.support.trial_world import DRAFT_TEXT, ROLES, World, build_world
+from trial.models import AuditEvent, Case
 
 ANON, DENIED = 302, 403
 WRITERS = {"coordinator", "superuser"}
@@ -49,14 +50,14 @@ def endpoint_form(endpoint: ModelEndpoint, **changes) -> dict:
 def failed_draft(world: World, folder, seed: int) -> Draft:
     """A failed draft of the active endpoint for a new enrolled case with a real image."""
     case = imported_case(world.trial, world.site, folder, seed=seed)
-    draft = pipeline.ensure_draft(case, world.endpoint)
+    draft = queue.ensure_draft(case, world.endpoint)
     Draft.objects.filter(pk=draft.pk).update(status=Draft.Status.FAILED, attempts=5,
                                              error="HTTP 503 from the model server")
     return draft
 
 
 def run_action(world: World, action: str, drafts: list[Draft], role: str = "coordinator"):
-    return world.client(role).post(reverse("admin:trial_draft_changelist"), {
+    return world.client(role).post(reverse("admin:drafting_draft_changelist"), {
         "action": action, "_selected_action": [d.pk for d in drafts],
     }, follow=True)
 
@@ -65,7 +66,7 @@ def run_action(world: World, action: str, drafts: list[Draft], role: str = "coor
 
 @pytest.mark.parametrize("role", ROLES)
 def test_endpoint_change_post_access(world: World, role: str) -> None:
-    url = reverse("admin:trial_modelendpoint_change", args=[world.endpoint.pk])
+    url = reverse("admin:drafting_modelendpoint_change", args=[world.endpoint.pk])
     response = world.client(role).post(url, endpoint_form(world.endpoint, timeout_s=9))
     expected = 302 if role in WRITERS else NOBODY[role]
     assert response.status_code == expected, role
@@ -77,14 +78,14 @@ def test_endpoint_change_post_access(world: World, role: str) -> None:
 @pytest.mark.parametrize("page", ["add", "delete", "history"])
 def test_nobody_adds_or_deletes_a_draft(world: World, page: str, role: str) -> None:
     args = [] if page == "add" else [world.draft.pk]
-    response = world.client(role).get(reverse(f"admin:trial_draft_{page}", args=args))
+    response = world.client(role).get(reverse(f"admin:drafting_draft_{page}", args=args))
     expected = 200 if page == "history" and role in WRITERS else NOBODY[role]
     assert response.status_code == expected, (page, role)
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_nobody_edits_a_draft(world: World, role: str) -> None:
-    url = reverse("admin:trial_draft_change", args=[world.draft.pk])
+    url = reverse("admin:drafting_draft_change", args=[world.draft.pk])
     response = world.client(role).post(url, {"findings": "Edited by hand", "status": "done"})
     assert response.status_code == NOBODY[role], role
     assert Draft.objects.get(pk=world.draft.pk).findings == DRAFT_TEXT
@@ -92,7 +93,7 @@ def test_nobody_edits_a_draft(world: World, role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_an_endpoint_that_made_drafts_cannot_be_deleted(world: World, role: str) -> None:
-    url = reverse("admin:trial_modelendpoint_delete", args=[world.endpoint.pk])
+    url = reverse("admin:drafting_modelendpoint_delete", args=[world.endpoint.pk])
     assert world.client(role).post(url, {"post": "yes"}).status_code == NOBODY[role], role
     assert ModelEndpoint.objects.filter(pk=world.endpoint.pk).exists()
 
@@ -100,7 +101,7 @@ def test_an_endpoint_that_made_drafts_cannot_be_deleted(world: World, role: str)
 def test_an_unused_endpoint_is_deleted_and_the_deletion_audited(world: World) -> None:
     spare = ModelEndpoint.objects.create(trial=world.trial, name="Spare", active=False,
                                          backend=ModelEndpoint.Backend.DEMO)
-    url = reverse("admin:trial_modelendpoint_delete", args=[spare.pk])
+    url = reverse("admin:drafting_modelendpoint_delete", args=[spare.pk])
     assert world.client("coordinator").post(url, {"post": "yes"}).status_code == 302
     assert not ModelEndpoint.objects.filter(pk=spare.pk).exists()
     assert AuditEvent.objects.filter(action="modelendpoint.deleted", object_id=str(spare.pk),
@@ -180,7 +181,7 @@ def test_trial_page_shows_drafts_progress_linking_to_the_filtered_list(
 ) -> None:
     Case.objects.filter(pk=world.case.pk).update(status=Case.Status.ENROLLED)  # its draft: done
     failed = failed_draft(world, tmp_path, 1)
-    pipeline.ensure_draft(imported_case(world.trial, world.site, tmp_path, seed=2),
+    queue.ensure_draft(imported_case(world.trial, world.site, tmp_path, seed=2),
                           world.endpoint)  # queued
     imported_case(world.trial, world.site, tmp_path, seed=3)  # no draft yet
     client = world.client("coordinator")
@@ -195,11 +196,12 @@ def test_trial_page_shows_drafts_progress_linking_to_the_filtered_list(
 
 def test_demo_drafts_are_labelled_in_the_list_and_on_their_page(world: World) -> None:
     client = world.client("coordinator")
-    listing = client.get(reverse("admin:trial_draft_changelist")).content.decode()
-    page = client.get(reverse("admin:trial_draft_change", args=[world.draft.pk])).content.decode()
+    listing = client.get(reverse("admin:drafting_draft_changelist")).content.decode()
+    page = client.get(reverse("admin:drafting_draft_change",
+                              args=[world.draft.pk])).content.decode()
     assert "DEMO backend" in listing and "DEMO backend" in page
     Draft.objects.filter(pk=world.draft.pk).update(backend=ModelEndpoint.Backend.OPENAI)
-    listing = client.get(reverse("admin:trial_draft_changelist")).content.decode()
+    listing = client.get(reverse("admin:drafting_draft_changelist")).content.decode()
     assert "DEMO backend" not in listing
 
 
@@ -207,8 +209,9 @@ def test_a_drafts_error_is_truncated_in_the_list_and_whole_on_its_page(world: Wo
     error = "HTTP 400 from the model server: " + "x" * 200 + " END-OF-ERROR"
     Draft.objects.filter(pk=world.draft.pk).update(status=Draft.Status.FAILED, error=error)
     client = world.client("coordinator")
-    listing = client.get(reverse("admin:trial_draft_changelist")).content.decode()
-    page = client.get(reverse("admin:trial_draft_change", args=[world.draft.pk])).content.decode()
+    listing = client.get(reverse("admin:drafting_draft_changelist")).content.decode()
+    page = client.get(reverse("admin:drafting_draft_change",
+                              args=[world.draft.pk])).content.decode()
     assert "HTTP 400 from the model server" in listing and "END-OF-ERROR" not in listing
     assert "END-OF-ERROR" in page
 
@@ -216,7 +219,7 @@ def test_a_drafts_error_is_truncated_in_the_list_and_whole_on_its_page(world: Wo
 def test_draft_list_filters_by_status_and_backend(world: World, tmp_path) -> None:
     failed = failed_draft(world, tmp_path, 1)
     client = world.client("coordinator")
-    changelist = reverse("admin:trial_draft_changelist")
+    changelist = reverse("admin:drafting_draft_changelist")
     by_status = client.get(changelist, {"status__exact": "failed"}).content.decode()
     assert failed.case.case_id in by_status and world.case.case_id not in by_status
     by_backend = client.get(changelist, {"backend__exact": "openai"}).content.decode()
@@ -225,7 +228,7 @@ def test_draft_list_filters_by_status_and_backend(world: World, tmp_path) -> Non
 
 def test_endpoint_edit_is_audited_and_changes_the_fingerprint(world: World) -> None:
     before = world.endpoint.fingerprint
-    url = reverse("admin:trial_modelendpoint_change", args=[world.endpoint.pk])
+    url = reverse("admin:drafting_modelendpoint_change", args=[world.endpoint.pk])
     client = world.client("coordinator")
     response = client.post(url, endpoint_form(world.endpoint, prompt_template="Report {age}."))
     assert response.status_code == 302
@@ -241,7 +244,7 @@ def test_endpoint_edit_is_audited_and_changes_the_fingerprint(world: World) -> N
 
 def test_a_second_active_endpoint_is_refused_with_an_explanation(world: World) -> None:
     data = {**endpoint_form(world.endpoint, name="Second"), "trial": world.trial.pk}
-    response = world.client("coordinator").post(reverse("admin:trial_modelendpoint_add"), data)
+    response = world.client("coordinator").post(reverse("admin:drafting_modelendpoint_add"), data)
     assert response.status_code == 200
     assert "The trial&#x27;s active endpoint is “World demo endpoint”" in (
         response.content.decode())
@@ -252,7 +255,7 @@ def test_the_key_is_never_shown_only_whether_its_variable_is_set(world: World,
                                                                  monkeypatch) -> None:
     monkeypatch.setenv("CXR_MODEL_KEY", SECRET)
     client = world.client("coordinator")
-    add = client.post(reverse("admin:trial_modelendpoint_add"), {
+    add = client.post(reverse("admin:drafting_modelendpoint_add"), {
         **endpoint_form(world.endpoint, name="Hosted", backend="openai", active=False,
                         base_url="https://models.example.org/v1", model_name="cxr-7b",
                         api_key_env="CXR_MODEL_KEY"),
@@ -260,13 +263,13 @@ def test_the_key_is_never_shown_only_whether_its_variable_is_set(world: World,
     })
     assert add.status_code == 302
     endpoint = ModelEndpoint.objects.get(name="Hosted")
-    edit = reverse("admin:trial_modelendpoint_change", args=[endpoint.pk])
+    edit = reverse("admin:drafting_modelendpoint_change", args=[endpoint.pk])
     client.post(edit, endpoint_form(endpoint, timeout_s=30))
     event = AuditEvent.objects.filter(object_id=str(endpoint.pk)).latest("at")
     pages = [
-        reverse("admin:trial_modelendpoint_changelist"), edit,
-        reverse("admin:trial_modelendpoint_add"), reverse("admin:trial_draft_changelist"),
-        reverse("admin:trial_draft_change", args=[world.draft.pk]),
+        reverse("admin:drafting_modelendpoint_changelist"), edit,
+        reverse("admin:drafting_modelendpoint_add"), reverse("admin:drafting_draft_changelist"),
+        reverse("admin:drafting_draft_change", args=[world.draft.pk]),
         reverse("admin:trial_trial_change", args=[world.trial.pk]),
         reverse("admin:trial_auditevent_changelist"),
         reverse("admin:trial_auditevent_change", args=[event.pk]),

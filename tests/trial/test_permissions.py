@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from tests.factories import MembershipFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, TrialFactory, UserFactory
 from trial.api.permissions import HasTrialRole
 from trial.models import Role
 from trial.permissions import (

@@ -21,7 +21,7 @@ import kombu.pools
 
 from config.celery import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 60  # s; a cold worker (Django setup, imports) takes a few seconds
 
 
@@ -46,7 +46,7 @@ def _reset_connections() -> None:
 def celery_on_redis(url: str, *, queue: str | None = None) -> Iterator[None]:
     """Point the project's Celery app at ``url`` (broker and results), restore afterwards.
 
-    With ``queue``, tasks sent without an explicit queue (``pipeline.send``, ``.delay``) go to
+    With ``queue``, tasks sent without an explicit queue (``drafting.tasks.send``, ``.delay``) go to
     that queue, so only the test's own workers take them.
     """
     keys = ("broker_url", "result_backend", "task_always_eager", "task_default_queue")
@@ -72,7 +72,7 @@ def celery_worker(
     pool: str = "solo",
     concurrency: int = 1,
     env: Mapping[str, str] | None = None,
-    include: str = "tests.celery_tasks",
+    include: str = "tests.support.celery_tasks",
 ) -> Iterator[subprocess.Popen]:
     """A real ``celery -A config worker`` process on ``queue``, stopped with a warm shutdown.
 

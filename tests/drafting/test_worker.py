@@ -23,15 +23,22 @@ import redis
 from django.conf import settings
 from PIL import Image as PILImage
 
-from tests.celery_helpers import celery_on_redis, celery_worker, wait_ready
-from tests.factories import CaseFactory, CriterionFactory, SiteFactory, TrialFactory, UserFactory
-from tests.fake_openai import REPORT, FakeOpenAI, Reply
+from drafting.models import Draft, ModelEndpoint
+from drafting.queue import ensure_draft
+from drafting.tasks import generate_draft, queue_draft, send
+from tests.support.celery_helpers import celery_on_redis, celery_worker, wait_ready
+from tests.support.factories import (
+    CaseFactory,
+    CriterionFactory,
+    SiteFactory,
+    TrialFactory,
+    UserFactory,
+)
+from tests.support.fake_openai import REPORT, FakeOpenAI, Reply
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
-from trial.drafting.pipeline import ensure_draft, queue_draft, send
 from trial.enrolment import enrol, record_consent, screen
-from trial.models import Case, Draft, ModelEndpoint, Site
-from trial.tasks import generate_draft
+from trial.models import Case, Site
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,7 +104,7 @@ def workers(redis_url: str, worker_env: dict, tmp_path_factory) -> Iterator[Work
 
 @pytest.fixture
 def routed(workers: Workers, redis_url: str) -> Iterator[Workers]:
-    """Tasks sent by this test (``pipeline.send``, ``.delay``) go to the module's workers."""
+    """Tasks sent by this test (``drafting.tasks.send``, ``.delay``) go to the module's workers."""
     with celery_on_redis(redis_url, queue=workers.queue):
         yield workers
 

@@ -8,20 +8,26 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from reader import campaigns as svc
-from reader import instruments as inst
-from reader.rating_models import Campaign, Item, RatedReport, RaterItem, Rating
-from reader.reading import Locked
-from reader.report_import import import_reports
-from tests.factories import CaseFactory, MembershipFactory, SiteFactory, TrialFactory, UserFactory
-from tests.reader.campaign_world import (
+from rating import build, errors, ratings
+from rating import instruments as inst
+from rating.models import Campaign, Item, RatedReport, RaterItem, Rating
+from rating.report_import import import_reports
+from reader.blinding import blind_text
+from tests.support.campaign_world import (
     AI_TEXT,
     SCP_TEXT,
     SIGNATURE,
     build_campaign_world,
     read_and_sign,
 )
-from tests.reader.world import build_read_world
+from tests.support.factories import (
+    CaseFactory,
+    MembershipFactory,
+    SiteFactory,
+    TrialFactory,
+    UserFactory,
+)
+from tests.support.read_world import build_read_world
 from trial.models import Arm, AuditEvent, Role
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +56,7 @@ def test_prospective_build_makes_an_item_per_junior_report_and_a_pair_per_case(t
     assert pair.instruments == [inst.PREFERENCE]  # no model-written report in the pair
     # every rater gets every item once
     assert campaign.rater_items.count() == 6 * 3
-    assert not campaign.reports.filter(source=svc.AI_ALONE).exists()
+    assert not campaign.reports.filter(source=build.AI_ALONE).exists()
 
 
 def test_prospective_build_adds_the_ai_draft_alone_when_asked(tmp_path):
@@ -58,12 +64,12 @@ def test_prospective_build_adds_the_ai_draft_alone_when_asked(tmp_path):
                                  include_ai_alone=True)
     items = list(world.campaign.items.select_related("report", "other"))
     assert sorted(i.report.source for i in items if i.kind == Item.Kind.SINGLE) == sorted([
-        Arm.AI_ASSISTED, svc.AI_ALONE, Arm.SCP])
+        Arm.AI_ASSISTED, build.AI_ALONE, Arm.SCP])
     pairs = {(i.report.source, i.other.source): i.instruments
              for i in items if i.kind == Item.Kind.PAIR}
     assert pairs == {(Arm.AI_ASSISTED, Arm.SCP): [inst.PREFERENCE],
-                     (svc.AI_ALONE, Arm.SCP): [inst.PREFERENCE, inst.SOURCE_ID]}
-    alone = world.campaign.reports.get(source=svc.AI_ALONE)
+                     (build.AI_ALONE, Arm.SCP): [inst.PREFERENCE, inst.SOURCE_ID]}
+    alone = world.campaign.reports.get(source=build.AI_ALONE)
     assert alone.draft_id is not None and alone.reading_id is None
 
 
@@ -73,7 +79,7 @@ def test_only_cases_with_both_readings_and_a_signed_reference_are_built(tmp_path
     campaign = Campaign.objects.create(trial=world.trial, name="c", instruments=["likert"],
                                        seed=1)
     campaign.raters.set([MembershipFactory(trial=world.trial, role=Role.RATER)])
-    assert svc.build(campaign) == 2  # the signed case's two junior reports
+    assert build.build(campaign) == 2  # the signed case's two junior reports
     signed = world.assignment(Arm.AI_ASSISTED, 0).case
     assert set(campaign.items.values_list("case", flat=True)) == {signed.pk}
 
@@ -81,12 +87,12 @@ def test_only_cases_with_both_readings_and_a_signed_reference_are_built(tmp_path
 def test_build_without_instruments_or_raters_is_refused(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1, open_=False)
     empty = Campaign.objects.create(trial=world.trial, name="none", instruments=[])
-    with pytest.raises(svc.CampaignError, match="instrument"):
-        svc.build(empty)
+    with pytest.raises(errors.CampaignError, match="instrument"):
+        build.build(empty)
     no_raters = Campaign.objects.create(trial=world.trial, name="noraters",
                                         instruments=["likert"])
-    with pytest.raises(svc.CampaignError, match="raters"):
-        svc.build(no_raters)
+    with pytest.raises(errors.CampaignError, match="raters"):
+        build.build(no_raters)
     assert not no_raters.items.exists()  # atomic: the items went with the refusal
 
 
@@ -98,13 +104,13 @@ def test_a_second_build_adds_nothing_then_only_new_cases(tmp_path):
                                        seed=5)
     raters = [MembershipFactory(trial=world.trial, role=Role.RATER) for _ in range(2)]
     campaign.raters.set(raters)
-    assert svc.build(campaign) == 6
+    assert build.build(campaign) == 6
     first = {ri.pk: (ri.code, ri.position, ri.swapped) for ri in campaign.rater_items.all()}
-    with pytest.raises(svc.CampaignError, match="No case is ready"):
-        svc.build(campaign)
+    with pytest.raises(errors.CampaignError, match="No case is ready"):
+        build.build(campaign)
     assert campaign.items.count() == 6 and campaign.rater_items.count() == 12
     read_and_sign(world, 2)
-    assert svc.build(campaign) == 3
+    assert build.build(campaign) == 3
     assert campaign.items.count() == 9 and campaign.rater_items.count() == 18
     # what was given before is untouched; the new items follow each rater's old ones
     assert {ri.pk: (ri.code, ri.position, ri.swapped)
@@ -139,7 +145,7 @@ def retro_world(cases: int, raters: int, *, seed: int = 99, name: str = "Retro",
         lines.append(f"{case.case_id},published,Published findings {case.case_id},Normal.")
         lines.append(f"{case.case_id},modelx,Modelx findings {case.case_id},Normal.")
     import_reports(campaign, "\n".join(lines).encode())
-    svc.build(campaign)
+    build.build(campaign)
     return campaign
 
 
@@ -165,18 +171,18 @@ def test_blind_text_strips_signatures_markers_and_names_but_keeps_content():
             "Dr. Ann Other, MD\n"
             "Reviewed with Kestrelnet output\n"
             "No pneumothorax.")
-    shown, removed = svc.blind_text(text, names=["Kestrelnet", "ab"])
+    shown, removed = blind_text(text, names=["Kestrelnet", "ab"])
     assert shown == ("Right lower zone consolidation.\nSmall left effusion.\nNo pneumothorax.")
     assert removed == ["Electronically signed by Dr. Quillfeather", "Small left effusion. "
                        "[Draft v2]", "Generated by GPT-4 vision model",
                        "Radiologist: J. Smith", "Dr. Ann Other, MD",
                        "Reviewed with Kestrelnet output"]
-    assert svc.blind_text("Clear lungs.\nNormal heart size.") == (
+    assert blind_text("Clear lungs.\nNormal heart size.") == (
         "Clear lungs.\nNormal heart size.", [])
 
 
 def test_a_bracketed_ai_marker_is_cut_but_the_lines_content_kept():
-    shown, removed = svc.blind_text("Small left effusion. [AI draft v2]")
+    shown, removed = blind_text("Small left effusion. [AI draft v2]")
     assert shown == "Small left effusion."
 
 
@@ -266,20 +272,20 @@ def single_item(campaign: Campaign, rater) -> RaterItem:
 def test_submit_validates_every_value(tmp_path, values, message):
     world = build_campaign_world(tmp_path, cases=1, raters=1)
     rater_item = single_item(world.campaign, world.raters[0])
-    with pytest.raises(svc.CampaignError, match=message):
-        svc.submit(rater_item, values, by=None)
+    with pytest.raises(errors.CampaignError, match=message):
+        ratings.submit(rater_item, values, by=None)
     assert not Rating.objects.exists()
 
 
 def test_a_submitted_rating_is_final_unless_revision_is_allowed(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1)
     rater_item = single_item(world.campaign, world.raters[0])
-    svc.open_item(rater_item)
-    rating = svc.submit(rater_item, SINGLE_VALUES, by=world.raters[0].user)
+    ratings.open_item(rater_item)
+    rating = ratings.submit(rater_item, SINGLE_VALUES, by=world.raters[0].user)
     assert rating.values["likert"] == "4" and rating.seconds > 0  # opened before
     assert rating.values["errors"]["omitted_finding"] == {"significant": 0, "insignificant": 0}
-    with pytest.raises(Locked):
-        svc.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=world.raters[0].user)
+    with pytest.raises(errors.RatingLocked):
+        ratings.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=world.raters[0].user)
     rating.refresh_from_db()
     assert rating.values["likert"] == "4" and rating.revisions == 0
     assert AuditEvent.objects.filter(action="rating.submitted").count() == 1
@@ -289,8 +295,8 @@ def test_revision_is_kept_in_the_audit_log(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1, allow_revision=True)
     rater_item = single_item(world.campaign, world.raters[0])
     user = world.raters[0].user
-    svc.submit(rater_item, SINGLE_VALUES, by=user)
-    rating = svc.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=user)
+    ratings.submit(rater_item, SINGLE_VALUES, by=user)
+    rating = ratings.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=user)
     assert rating.values["likert"] == "2" and rating.revisions == 1
     event = AuditEvent.objects.get(action="rating.revised")
     assert event.before["values"]["likert"] == "4"
@@ -301,22 +307,22 @@ def test_revision_is_kept_in_the_audit_log(tmp_path):
 def test_pair_values_are_a_or_b(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1)
     pair = world.campaign.rater_items.get(item__kind=Item.Kind.PAIR)
-    with pytest.raises(svc.CampaignError, match="choose one of A, B"):
-        svc.submit(pair, {"preference": "left"}, by=None)
-    assert svc.submit(pair, {"preference": " B "}, by=None).values == {"preference": "B"}
+    with pytest.raises(errors.CampaignError, match="choose one of A, B"):
+        ratings.submit(pair, {"preference": "left"}, by=None)
+    assert ratings.submit(pair, {"preference": " B "}, by=None).values == {"preference": "B"}
 
 
 def test_draft_and_closed_campaigns_refuse_ratings(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1, open_=False)
     rater_item = single_item(world.campaign, world.raters[0])
-    with pytest.raises(svc.CampaignError, match="not open"):
-        svc.open_item(rater_item)
-    with pytest.raises(svc.CampaignError, match="not open"):
-        svc.submit(rater_item, SINGLE_VALUES, by=None)
+    with pytest.raises(errors.CampaignError, match="not open"):
+        ratings.open_item(rater_item)
+    with pytest.raises(errors.CampaignError, match="not open"):
+        ratings.submit(rater_item, SINGLE_VALUES, by=None)
     Campaign.objects.filter(pk=world.campaign.pk).update(status=Campaign.Status.CLOSED)
     rater_item = RaterItem.objects.select_related("campaign", "item").get(pk=rater_item.pk)
-    with pytest.raises(svc.CampaignError, match="not open"):
-        svc.submit(rater_item, SINGLE_VALUES, by=None)
+    with pytest.raises(errors.CampaignError, match="not open"):
+        ratings.submit(rater_item, SINGLE_VALUES, by=None)
     assert not Rating.objects.exists()
 
 
@@ -327,14 +333,14 @@ def test_a_rating_that_arrives_after_closing_is_a_conflict(tmp_path):
 
     world = build_campaign_world(tmp_path, cases=1, raters=1)
     rater_item = single_item(world.campaign, world.raters[0])
-    svc.open_item(rater_item)
+    ratings.open_item(rater_item)
     Campaign.objects.filter(pk=world.campaign.pk).update(status=Campaign.Status.CLOSED)
     client = APIClient()
     client.force_authenticate(world.raters[0].user)
     url = (f"/api/trials/{world.trial.slug}/rating/{world.campaign.pk}/items/"
            f"{rater_item.code}/submit/")
-    with pytest.raises(svc.NotOpen):  # its campaign was read (open) before it closed
-        svc.submit(rater_item, SINGLE_VALUES, by=None)
+    with pytest.raises(errors.NotOpen):  # its campaign was read (open) before it closed
+        ratings.submit(rater_item, SINGLE_VALUES, by=None)
     response = client.post(url, {"values": SINGLE_VALUES}, format="json")
     assert response.status_code == 409, response.content
     assert not Rating.objects.exists()
@@ -344,9 +350,9 @@ def test_the_radpeer_variant_decides_the_levels(tmp_path):
     world = build_campaign_world(tmp_path, cases=1, raters=1, instruments=(inst.RADPEER,),
                                  radpeer_variant=inst.RADPEER_ACR2016)
     rater_item = single_item(world.campaign, world.raters[0])
-    with pytest.raises(svc.CampaignError):
-        svc.submit(rater_item, {"radpeer": "5"}, by=None)
-    assert svc.submit(rater_item, {"radpeer": "2b"}, by=None).values == {"radpeer": "2b"}
+    with pytest.raises(errors.CampaignError):
+        ratings.submit(rater_item, {"radpeer": "5"}, by=None)
+    assert ratings.submit(rater_item, {"radpeer": "2b"}, by=None).values == {"radpeer": "2b"}
 
 
 def test_rated_report_sources_are_the_campaigns_own(tmp_path):

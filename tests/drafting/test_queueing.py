@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.celery_helpers import celery_on_redis
-from tests.factories import CriterionFactory, SiteFactory, UserFactory
-from tests.trial.draft_world import closed_port, imported_case, make_endpoint
+from drafting import queue, tasks
+from drafting.models import Draft
+from tests.support.celery_helpers import celery_on_redis
+from tests.support.draft_world import closed_port, imported_case, make_endpoint
+from tests.support.factories import CriterionFactory, SiteFactory, UserFactory
 from trial import enrolment
-from trial.drafting import pipeline
-from trial.models import Case, Draft, Trial
+from trial.models import Case, Trial
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_a_broker_that_is_down_loses_no_draft(
     draft = Draft.objects.get(case=case)
     assert (draft.status, draft.sent_at) == (Draft.Status.QUEUED, None)
     assert fake_model.requests == []
-    assert pipeline.sweep() == 1  # the broker is back (eager again)
+    assert tasks.sweep() == 1  # the broker is back (eager again)
     draft.refresh_from_db()
     assert draft.status == Draft.Status.DONE
 
@@ -82,9 +83,9 @@ def test_sweep_sends_missing_and_stale_drafts_but_not_fresh_ones(
                              for s in (1, 2, 3))
     not_enrolled = imported_case(trial, trial.sites.get(), folder, seed=4, enrolled=False)
     now = timezone.now()
-    for case, sent_at in [(stale, now - pipeline.STALE - timedelta(minutes=1)), (fresh, now)]:
-        Draft.objects.filter(pk=pipeline.ensure_draft(case, endpoint).pk).update(sent_at=sent_at)
-    assert pipeline.sweep() == 2
+    for case, sent_at in [(stale, now - queue.STALE - timedelta(minutes=1)), (fresh, now)]:
+        Draft.objects.filter(pk=queue.ensure_draft(case, endpoint).pk).update(sent_at=sent_at)
+    assert tasks.sweep() == 2
     status = dict(Draft.objects.values_list("case", "status"))
     assert status == {missing.pk: Draft.Status.DONE, stale.pk: Draft.Status.DONE,
                       fresh.pk: Draft.Status.QUEUED}
