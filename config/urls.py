@@ -1,17 +1,28 @@
 """Root URLs: the admin (coordinators), the REST API and its OpenAPI schema."""
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
 
 # Admin pages of models that moved app (drafts to ``drafting``, campaigns to ``rating``): old
 # bookmarks land on the same page at its new address.
+def moved(app: str):
+    """307: the browser repeats the request as it was (a POST of a tool stays a POST)."""
+
+    def view(request: HttpRequest, page: str) -> HttpResponseRedirect:
+        query = request.META.get("QUERY_STRING", "")
+        response = HttpResponseRedirect(f"/admin/{app}/{page}" + (f"?{query}" if query else ""))
+        response.status_code = 307
+        return response
+
+    return view
+
+
 MOVED_ADMIN = [
-    re_path(r"^admin/trial/(?P<page>(?:draft|modelendpoint)/.*)$",
-            RedirectView.as_view(url="/admin/drafting/%(page)s", query_string=True)),
-    re_path(r"^admin/reader/(?P<page>(?:campaign|rateritem)/.*)$",
-            RedirectView.as_view(url="/admin/rating/%(page)s", query_string=True)),
+    re_path(r"^admin/trial/(?P<page>(?:draft|modelendpoint)/.*)$", moved("drafting")),
+    re_path(r"^admin/reader/(?P<page>(?:campaign|rateritem)/.*)$", moved("rating")),
 ]
 
 urlpatterns = [

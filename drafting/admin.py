@@ -302,6 +302,10 @@ class DraftAdmin(ReadOnlyAdmin):
 
 # --- the trial's page ------------------------------------------------------------------------
 
-TrialAdmin.add_tool(Tool("queue-drafts", "Queue missing drafts", report_queued))
-TrialAdmin.add_panel("ai_drafts", "AI drafts", drafts_progress,
-                     description="drafts of enrolled cases")
+def extend_trial_admin() -> None:
+    """The trial's page gets the drafts' progress and "Queue missing drafts" (from
+    ``DraftingConfig.ready``: ``trial`` never imports ``drafting``)."""
+    TrialAdmin.add_tool(Tool("queue-drafts", "Queue missing drafts", report_queued,
+                             action_label="Queue missing AI drafts"))
+    TrialAdmin.add_panel("ai_drafts", "AI drafts", drafts_progress,
+                         description="drafts of enrolled cases")

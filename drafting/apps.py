@@ -6,11 +6,14 @@ class DraftingConfig(AppConfig):
     verbose_name = "AI drafts"
 
     def ready(self) -> None:
-        """Drafting reacts to the trial app below it, which never imports it: an enrolled case
-        gets its draft queued (its admin module adds the drafts to the trial's admin page)."""
+        """Drafting extends the trial app below it, which never imports it: an enrolled case
+        gets its draft queued, and the trial's admin page shows the drafts."""
         from trial.enrolment import case_enrolled
 
+        from .admin import extend_trial_admin
+
         case_enrolled.connect(_queue_draft, dispatch_uid="drafting.queue_draft")
+        extend_trial_admin()
 
 
 def _queue_draft(sender, case, **kwargs) -> None:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from trial.errors import Conflict, Invalid
+from reader.reading import Locked
+from trial.errors import Invalid, ServiceError
 
 
-class CampaignError(Conflict):
-    """The campaign cannot do that now (409); the message says why."""
+class CampaignError(ServiceError):
+    """The campaign cannot do that now (409 unless a subclass says otherwise); the message
+    says why."""
+
+    status = 409
 
 
-class NotOpen(CampaignError):
+class NotOpen(CampaignError, Locked):
     """Ratings are taken only while the campaign is open (a conflict with its state: 409)."""
 
     def __init__(self) -> None:
         super().__init__("This campaign is not open for rating.")
 
 
-class RatingLocked(CampaignError):
+class RatingLocked(CampaignError, Locked):
     """A submitted rating of a campaign that does not allow revision."""
 
 

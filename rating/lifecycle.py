@@ -32,6 +32,18 @@ def canonical_instruments(chosen: Iterable[str]) -> list[str]:
     return [code for code in inst.ALL if code in chosen]
 
 
+def instrument_problem(codes: list[str]) -> str | None:
+    """What is wrong with a choice of instruments (None: nothing)."""
+    unknown = [c for c in codes if c not in inst.ALL]
+    if not codes:
+        return "Choose at least one instrument."
+    if unknown:
+        return f"Unknown instrument(s): {', '.join(unknown)}."
+    if len(set(codes)) != len(codes):
+        return "Name each instrument once."
+    return None
+
+
 def design_problems(trial: Trial | None, data: dict[str, Any],
                     campaign: Campaign | None = None) -> dict[str, str]:
     """Field -> what is wrong with a campaign design (empty: it is fine).
@@ -42,14 +54,9 @@ def design_problems(trial: Trial | None, data: dict[str, Any],
     """
     problems: dict[str, str] = {}
     if "instruments" in data:
-        codes = list(data["instruments"] or [])
-        unknown = [c for c in codes if c not in inst.ALL]
-        if not codes:
-            problems["instruments"] = "Choose at least one instrument."
-        elif unknown:
-            problems["instruments"] = f"Unknown instrument(s): {', '.join(unknown)}."
-        elif len(set(codes)) != len(codes):
-            problems["instruments"] = "Name each instrument once."
+        problem = instrument_problem(list(data["instruments"] or []))
+        if problem:
+            problems["instruments"] = problem
     per_item = data.get("raters_per_item")
     if per_item is not None and per_item < 1:
         problems["raters_per_item"] = "At least 1 (or empty: every rater rates every item)."
@@ -93,9 +100,14 @@ def check_not_frozen(campaign: Campaign, changes: dict[str, Any]) -> None:
                             "change.")
 
 
+def deletable(campaign: Campaign) -> bool:
+    """A campaign with items is never deleted: they, and any ratings, are study data."""
+    return not campaign.items.exists()
+
+
 def check_deletable(campaign: Campaign) -> None:
-    """Refuse (409) deleting a campaign with items: they, and any ratings, are study data."""
-    if campaign.items.exists():
+    """Refuse (409) deleting a campaign with items (``deletable``)."""
+    if not deletable(campaign):
         raise CampaignError("The campaign has items (and perhaps ratings): close it instead "
                             "of deleting it.")
 

@@ -23,6 +23,7 @@ from .ratings import reports_shown
 RATER_CASE_FIELDS = ("age", "sex", "chief_complaint", "history", "lab_results",
                      "prior_imaging", "images")
 
+
 def worklist_payload(rater: Membership, campaign: Campaign) -> dict:
     items = [{"code": ri.code, "position": ri.position,
               "status": "submitted" if hasattr(ri, "rating") else "new"}
@@ -43,8 +44,6 @@ def rating_payload(rater_item) -> dict:
              for c in item.instruments]
     reports = reports_shown(rater_item)
     labels = ["Report"] if len(reports) == 1 else ["Report A", "Report B"]
-    # Only these case fields, named one by one: a field added for readers (an accession
-    # number, say) must not reach raters by default.
     case = {name: value for name, value in case_payload(item.case).items()
             if name in RATER_CASE_FIELDS}
     rating = getattr(rater_item, "rating", None)

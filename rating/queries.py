@@ -1,5 +1,5 @@
-"""Reading campaigns: per-rater progress, the unblinded key, the reports with their blinding,
-and a rater's own campaigns and items (anything not theirs is 404)."""
+"""Questions about rating campaigns: per-rater progress, the unblinded key, the reports with
+their blinding, and a rater's own campaigns and items (anything not theirs is 404)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class ReportImportError(Invalid):
     """The file was refused (400); ``problems`` lists each reason (line numbers are the file's)."""
 
     problems_heading = "Nothing imported:"
+    list_one_problem = True
 
     def __init__(self, problems: list[str]) -> None:
         shown = problems[:SHOWN_PROBLEMS]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
-from reader.payloads import require_role
-from trial.models import Role, Trial
+from reader.payloads import require_role, trial_or_404
+from trial.models import Role
 
 from . import ratings
 from .models import Campaign
@@ -17,14 +17,10 @@ from .payloads import rating_payload, worklist_payload
 from .queries import rater_campaign, rater_item_of
 
 
-def _trial(slug: str) -> Trial:
-    return get_object_or_404(Trial, slug=slug)
-
-
 @login_required
 def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> HttpResponse:
     """A rater's items in their random order, with progress; ``n`` opens the next."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     rater = require_role(request.user, trial, Role.RATER)
     found = rater_campaign(rater, trial, campaign)
     return render(request, "rating/list.html", {
@@ -35,7 +31,7 @@ def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> Ht
 def rating_item_page(request: HttpRequest, trial_slug: str, campaign: int,
                      code: str) -> HttpResponse:
     """One item: image, history, reference, report(s), the instruments' scales."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     rater = require_role(request.user, trial, Role.RATER)
     found = rater_campaign(rater, trial, campaign)
     rater_item = rater_item_of(rater, found, code)

@@ -1,1 +1,1 @@
-"""What people do in the browser: worklists, reading, senior review, rating."""
+"""What readers and seniors do in the browser: worklists, reading, senior review."""

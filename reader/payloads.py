@@ -122,6 +122,10 @@ def review_payload(review: Review) -> dict:
     }
 
 
+def trial_or_404(slug: str) -> Trial:
+    return get_object_or_404(Trial, slug=slug)
+
+
 def require_role(user, trial: Trial, role: str) -> Membership:
     """The user's membership of ``role``; 404 if they have no role in the trial at all."""
     found = membership(user, trial, role)

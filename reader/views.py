@@ -8,13 +8,19 @@ from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
-from trial.models import Membership, Role, Trial
+from trial.models import Membership, Role
 
 from . import reading, review
 from .models import Reading, Review
-from .payloads import assignment_at, reading_payload, require_role, review_payload
+from .payloads import (
+    assignment_at,
+    reading_payload,
+    require_role,
+    review_payload,
+    trial_or_404,
+)
 from .review import review_items
 from .worklist import next_item, progress, worklist
 
@@ -37,14 +43,10 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "reader/home.html", {"memberships": memberships})
 
 
-def _trial(slug: str) -> Trial:
-    return get_object_or_404(Trial, slug=slug)
-
-
 @login_required
 def worklist_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """My cases in my random order; ``n`` opens the next one."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     reader = require_role(request.user, trial, Role.READER)
     items = worklist(reader)
     done, total = progress(items)
@@ -57,7 +59,7 @@ def worklist_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
 @login_required
 def case_page(request: HttpRequest, trial_slug: str, position: int) -> HttpResponse:
     """The reading workspace: viewer, history, editor. Opening the page opens the reading."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     reader = require_role(request.user, trial, Role.READER)
     assignment = assignment_at(reader, position)
     try:
@@ -82,7 +84,7 @@ def case_page(request: HttpRequest, trial_slug: str, position: int) -> HttpRespo
 @login_required
 def review_list_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """Cases whose two readings are in, for the senior to finalise."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     senior = require_role(request.user, trial, Role.SENIOR)
     items = review_items(senior)
     done = sum(i["status"] == Review.Status.SIGNED for i in items)
@@ -96,7 +98,7 @@ def review_list_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
 @login_required
 def review_page(request: HttpRequest, trial_slug: str, case_pk: int) -> HttpResponse:
     """The senior's workspace: viewer, history, Report 1 and 2, the final report."""
-    trial = _trial(trial_slug)
+    trial = trial_or_404(trial_slug)
     senior = require_role(request.user, trial, Role.SENIOR)
     case = review.reviewable_cases(senior).filter(pk=case_pk).first()
     if case is None:

@@ -16,6 +16,7 @@ class ServiceError(Exception):
 
     status: int = 400
     problems_heading: str = ""  # shown above a list of problems (admin)
+    list_one_problem: bool = False  # admin: list a single problem too (else the message says it)
 
     def __init__(self, message: str = "", *, problems: list[str] | None = None) -> None:
         super().__init__(message)
@@ -32,18 +33,6 @@ class ServiceError(Exception):
 
 class Invalid(ServiceError):
     """Malformed or inapplicable input (400)."""
-
-
-class Forbidden(ServiceError):
-    """The person may not do this to this object (403)."""
-
-    status = 403
-
-
-class NotFound(ServiceError):
-    """No such object for this person (404)."""
-
-    status = 404
 
 
 class Conflict(ServiceError):

@@ -31,6 +31,7 @@ from ..lifecycle import (
     DESIGN_FIELDS,
     audit_raters,
     canonical_instruments,
+    deletable,
     design_problems,
     rater_names,
     set_status,
@@ -86,7 +87,9 @@ class CampaignForm(forms.ModelForm):
     def clean(self) -> dict:
         data = super().clean()
         trial = data.get("trial") or getattr(self.instance, "trial", None)
-        changed = {name: data[name] for name in self.changed_data if name in data}
+        # The (trial, name) constraint says a clash in Django's own words: not checked here.
+        changed = {name: data[name] for name in self.changed_data
+                   if name in data and name != "name"}
         for field, problem in design_problems(trial, changed, self.instance).items():
             self.add_error(field if field in self.fields else None, problem)
         if data.get("instruments"):
@@ -122,7 +125,7 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
             return ((None, {"fields": design}),)
         return (
             (None, {"fields": (*design, "status", "created_by", "created_at")}),
-            ("Run", {"fields": ("tools_shown", "rater_progress")}),
+            ("Run", {"fields": ("rater_progress",)}),
             ("Review blinding", {"fields": ("blinding",),
                                  "description": "What raters see of each report, against "
                                                 "the original; the removed lines in red."}),
@@ -131,8 +134,7 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None):
         if obj is None:
             return ()
-        fixed = ["trial", "status", "created_by", "created_at", "tools_shown", "rater_progress",
-                 "blinding"]
+        fixed = ["trial", "status", "created_by", "created_at", "rater_progress", "blinding"]
         if obj.items.exists():  # orders and sides were drawn from these
             fixed += [*DESIGN_FIELDS]
         return fixed
@@ -154,7 +156,7 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         """Never once items exist: they (and any ratings) are study data. Close it instead."""
-        if obj is not None and obj.items.exists():
+        if obj is not None and not deletable(obj):
             return False
         return super().has_delete_permission(request, obj)
 
@@ -184,24 +186,6 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
     def progress_short(self, obj: Campaign) -> str:
         rows = progress(obj)
         return f"{sum(r['submitted'] for r in rows)} / {sum(r['given'] for r in rows)}"
-
-    @admin.display(description="actions")
-    def tools_shown(self, obj: Campaign) -> str:
-        """The tools' POST buttons inside the change form (``formaction``: its CSRF token goes
-        along), and the campaign's pages."""
-        if obj.pk is None:
-            return "–"
-        buttons = format_html_join(
-            " ", '<button type="submit" class="button" formaction="{}" formmethod="post" '
-                 'formnovalidate name="_tool" value="{}">{}</button>',
-            ((b["url"], b["name"], b["label"]) for b in self.tool_buttons(obj)))
-        links = [(reverse("admin:rating_rateritem_changelist") + f"?campaign__id__exact={obj.pk}",
-                  "Unblinded key")]
-        if obj.kind == Campaign.Kind.RETROSPECTIVE:
-            links.insert(0, (reverse("admin:rating_campaign_import", args=[obj.pk]),
-                             "Import reports (CSV)"))
-        return format_html("{}<p>{}</p>", buttons,
-                           format_html_join(" · ", '<a href="{}">{}</a>', links))
 
     @admin.display(description="progress per rater")
     def rater_progress(self, obj: Campaign) -> str:
@@ -253,6 +237,19 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
         context = {**self.admin_site.each_context(request), "title": "Import reports",
                    "opts": self.model._meta, "original": campaign, "form": form}
         return TemplateResponse(request, "admin/rating/campaign/import_reports.html", context)
+
+    def render_change_form(self, request: HttpRequest, context: dict, *args: Any, **kwargs: Any):
+        """The tools' POST buttons and the campaign's pages, above the form."""
+        obj = context.get("original")
+        if obj is not None:
+            context["object_tools"] = self.tool_buttons(obj)
+            links = [{"url": reverse("admin:rating_rateritem_changelist")
+                      + f"?campaign__id__exact={obj.pk}", "label": "Unblinded key"}]
+            if obj.kind == Campaign.Kind.RETROSPECTIVE:
+                links.insert(0, {"url": reverse("admin:rating_campaign_import", args=[obj.pk]),
+                                 "label": "Import reports (CSV)"})
+            context["tool_links"] = links
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view

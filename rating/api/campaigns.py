@@ -32,6 +32,7 @@ from ..lifecycle import (
     check_deletable,
     check_not_frozen,
     design_problems,
+    instrument_problem,
     rater_names,
     set_status,
     trial_raters,
@@ -74,12 +75,17 @@ class CampaignSerializer(serializers.ModelSerializer):
             fields["raters"].child_relation.queryset = trial_raters(trial)
         return fields
 
+    def validate_instruments(self, value: list[str]) -> list[str]:
+        problem = instrument_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return canonical_instruments(value)
+
     def validate(self, attrs: dict) -> dict:
-        problems = design_problems(self.context["trial"], attrs, self.instance)
+        checked = {k: v for k, v in attrs.items() if k != "instruments"}  # checked above
+        problems = design_problems(self.context["trial"], checked, self.instance)
         if problems:
             raise serializers.ValidationError(problems)
-        if "instruments" in attrs:
-            attrs["instruments"] = canonical_instruments(attrs["instruments"])
         if self.instance is not None:
             check_not_frozen(self.instance, attrs)
         return attrs

@@ -1,4 +1,4 @@
-/* Blinded rating pages (templates/reader/rating_item.html and rating_list.html).
+/* Blinded rating pages (templates/rating/item.html and list.html).
  *
  * Item page, keyboard first:
  *  - a digit picks a level of the current instrument: the one holding the focus, else the

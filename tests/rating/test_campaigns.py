@@ -13,6 +13,7 @@ from rating import instruments as inst
 from rating.models import Campaign, Item, RatedReport, RaterItem, Rating
 from rating.report_import import import_reports
 from reader.blinding import blind_text
+from reader.reading import Locked
 from tests.support.campaign_world import (
     AI_TEXT,
     SCP_TEXT,
@@ -284,7 +285,7 @@ def test_a_submitted_rating_is_final_unless_revision_is_allowed(tmp_path):
     rating = ratings.submit(rater_item, SINGLE_VALUES, by=world.raters[0].user)
     assert rating.values["likert"] == "4" and rating.seconds > 0  # opened before
     assert rating.values["errors"]["omitted_finding"] == {"significant": 0, "insignificant": 0}
-    with pytest.raises(errors.RatingLocked):
+    with pytest.raises(Locked):
         ratings.submit(rater_item, {**SINGLE_VALUES, "likert": "2"}, by=world.raters[0].user)
     rating.refresh_from_db()
     assert rating.values["likert"] == "4" and rating.revisions == 0

@@ -48,7 +48,7 @@ def error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
     problems = getattr(exc, "problems", None)
-    if problems and problems != [str(exc)]:
+    if problems and (len(problems) > 1 or getattr(exc, "list_one_problem", False)):
         heading = getattr(exc, "problems_heading", "") or "Refused:"
         return format_html("{}<ul>{}</ul>", heading,
                            format_html_join("", "<li>{}</li>", ((p,) for p in problems)))

@@ -66,7 +66,8 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
     @classmethod
     def add_tool(cls, tool: Tool) -> None:
         """A button (and bulk action) on the trial page, run by the app that owns it."""
-        cls.tools = (*cls.tools, tool)
+        if tool.name not in {known.name for known in cls.tools}:
+            cls.tools = (*cls.tools, tool)
 
     @classmethod
     def add_panel(cls, name: str, title: str, render: Callable[[Trial], str], *,
@@ -75,6 +76,8 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
         def panel(model_admin: TrialAdmin, obj: Trial) -> str:
             return render(obj) if obj.pk else "–"
 
+        if name in cls.panels:
+            return
         panel.short_description = description
         setattr(cls, name, panel)
         cls.panels = (*cls.panels, name)

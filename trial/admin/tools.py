@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -30,6 +31,7 @@ class Tool:
     label: str
     run: ToolFunc
     action: str = ""  # the changelist action's name; default ``<name>_action``
+    action_label: str = ""  # its label in the changelist; default ``label``
 
     @property
     def action_name(self) -> str:
@@ -80,8 +82,11 @@ class ToolsMixin:
 
     def get_actions(self, request: HttpRequest) -> dict:
         actions = super().get_actions(request)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
         for tool in self.get_tools():
-            actions[tool.action_name] = (_bulk(tool), tool.action_name, tool.label)
+            actions[tool.action_name] = (_bulk(tool), tool.action_name,
+                                         tool.action_label or tool.label)
         return actions
 
 

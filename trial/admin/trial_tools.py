@@ -58,7 +58,8 @@ def assign_cases(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Tri
 TOOLS = (
     Tool("generate-list", "Generate randomisation list", generate_list),
     Tool("allocate-all", "Allocate unallocated readers", allocate_all),
-    Tool("assign", "Assign cases", assign_cases, action="assign_cases_action"),
+    Tool("assign", "Assign cases", assign_cases, action="assign_cases_action",
+         action_label="Assign cases to readers"),
 )
 
 

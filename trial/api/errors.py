@@ -15,6 +15,7 @@ from django.db.models import ProtectedError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from trial.errors import ServiceError
 
@@ -35,5 +36,6 @@ def error_response(exc: Exception) -> Response | None:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = error_response(exc)
     if response is not None:
+        set_rollback()
         return response
     return drf_exception_handler(exc, context)

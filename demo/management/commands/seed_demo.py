@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from demo.build import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_logins
+from trial.management.base import ServiceCommand
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = ("Create the demo trial: 3 sites, 6 randomised readers, 30 synthetic cases, assigned, "
             "two thirds of them read by simulation, about 90% of those signed and rated.")
 

@@ -6,14 +6,15 @@ already read are never touched: a second run with the same seed and fraction doe
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from demo.simulate import SimulationError, simulate_trial
+from demo.simulate import simulate_trial
+from trial.management.base import ServiceCommand
 from trial.management.progress import draw
 from trial.models import Trial
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = ("Simulate readings, senior reviews and blinded ratings of a trial's assigned cases "
             "from a known generating model (through the real services; times from the model).")
 
@@ -37,11 +38,8 @@ class Command(BaseCommand):
             stage_seen.add(stage)
             draw(self.stderr, done, total, stage)
 
-        try:
-            summary = simulate_trial(trial, seed=options["seed"], fraction=options["fraction"],
-                                     sign_fraction=options["sign_fraction"], progress=progress)
-        except SimulationError as exc:
-            raise CommandError(str(exc)) from exc
+        summary = simulate_trial(trial, seed=options["seed"], fraction=options["fraction"],
+                                 sign_fraction=options["sign_fraction"], progress=progress)
         if stage_seen:
             self.stderr.write("")
         if not summary.cases_simulated:

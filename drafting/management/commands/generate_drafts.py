@@ -65,7 +65,7 @@ class Command(ServiceCommand):
                       .select_related("case"))
         failed = list(mine.filter(status=Draft.Status.FAILED).select_related("case")
                       if options["retry_failed"] else [])
-        new = queue.add_missing(trial, by=by) or []
+        new = queue.add_missing(trial, record=False) or []
         # Each step returns (draft pk, sent): sent is None for a failed draft that is not
         # failed any more when its turn comes (retried elsewhere meanwhile): left alone.
         work: list[tuple[str, Callable[[], tuple[int, bool | None]]]] = (

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from trial.dicom.history import HistoryCsvError
 from trial.dicom.importer import import_path
+from trial.management.base import ServiceCommand
 from trial.management.progress import draw
 from trial.models import ImportJob, Site, Trial
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Import DICOM images (a file, a folder searched recursively, or a zip) into a trial: "
         "validate, de-identify, group by study into cases, and report every file."
