@@ -3,7 +3,9 @@
 These are what the statistics (``analysis.stats``, no Django) and the exports work on, so
 every column has one meaning everywhere (DESIGN.md's names: trial, campaign, case, site, arm,
 reader, rater, instrument). Pair instruments are resolved here: the rater's "A"/"B" becomes
-the source of the report they chose, through the sides stored for that rater.
+the source of the report they chose, through the sides stored for that rater. The exports
+(:func:`csv_files`, :func:`export_xlsx`, :func:`csv_bytes`) neutralise text that a spreadsheet
+would run as a formula (:func:`neutralise`); the tables themselves keep the values as entered.
 """
 
 from __future__ import annotations
@@ -167,6 +169,20 @@ def cases(trial: Trial, *, readings_frame: pd.DataFrame | None = None) -> pd.Dat
 # --------------------------------------------------------------------------------------------
 
 DICTIONARY_CSV = "data_dictionary.csv"
+
+#: A text cell starting with one of these can run as a formula in Excel, LibreOffice or Google
+#: Sheets (OWASP "CSV injection"; tab and carriage return because importers may drop them and
+#: expose what follows). :func:`neutralise` also prefixes text starting with the quote itself,
+#: so the rule can be undone exactly.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+NEUTRALISING_PREFIX = "'"
+NEUTRALISATION_NOTE = (
+    "Formula-injection guard (OWASP CSV injection): in every CSV and XLSX export, a text cell "
+    "that starts with =, +, -, @, a tab or a carriage return (or with ' itself) is written with "
+    "one extra leading ' (e.g. '=1+2), so that no spreadsheet runs it as a formula. Numbers "
+    "stay numbers (a negative number is not touched); text that only looks like a number (e.g. "
+    "a case id -15) is text and is prefixed. To get the value as entered, remove the first "
+    "character of every text cell that starts with ' (in R: sub(\"^'\", \"\", x)).")
 LONG_COLUMNS = ["trial", "campaign", "case", "site", "source", "arm", "reader", "rater",
                 "instrument", "value", "answer"]
 
@@ -275,19 +291,64 @@ def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             kind, text = known.get(column, ("", "(not documented)"))
             rows.append({"table": table, "column": column, "type": kind,
                          "description": text})
+    rows.append({"table": "(every table)", "column": "(every text cell)", "type": "text",
+                 "description": NEUTRALISATION_NOTE})
     return pd.DataFrame(rows, columns=["table", "column", "type", "description"])
 
 
-def _csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, lineterminator="\n").encode()
+def neutralise(value: object) -> object:
+    """``value`` made safe for a spreadsheet cell: text starting with a formula trigger (or with
+    the quote) gets one leading ``'``; anything that is not text is returned unchanged.
+
+    Why this rule: case ids, exclusion reasons, usernames and imported source names are typed
+    by people, and ``=HYPERLINK(...)`` or ``@SUM(A1)`` in them would run as a formula on the
+    statistician's machine. Whether a cell is a number is decided by its Python type, never by
+    parsing text: numbers (int, float, bool, including -1.5) are written as numbers, while the
+    text "-1.5" (a case id, say) is prefixed like any other text. Exempting text that "looks
+    numeric" would mean guessing each spreadsheet's and locale's parser ("-1,5", "-1e3",
+    "+1 (2)", dates), which is where escaping rules are bypassed; the uniform rule is safe and
+    exactly reversible (drop the first character of text starting with ``'``), which is why
+    text that already starts with ``'`` is prefixed too.
+    """
+    if isinstance(value, str) and value.startswith((*FORMULA_TRIGGERS, NEUTRALISING_PREFIX)):
+        return NEUTRALISING_PREFIX + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with :func:`neutralise` applied to every cell and column name: what
+    every CSV and XLSX writer of the analysis writes (numeric columns are left as they are)."""
+    safe = frame.rename(columns=neutralise)
+    for position in range(safe.shape[1]):
+        column = safe.iloc[:, position]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            safe.isetitem(position, column.map(neutralise))
+    return safe
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV, neutralised: the one CSV serialisation of every export (tidy
+    tables, data dictionary, the report's results tables).
+
+    Python's csv writer (before 3.13) quotes a field holding a lone carriage return only when
+    ``\r`` is in the line terminator; unquoted, a spreadsheet ends the row there and the text
+    after the CR (``reason\r=1+2``) starts a row of its own, where no neutralising reaches it.
+    So the rows are written with ``\r\n`` (every field with a CR or LF quoted) and the record
+    terminators, the ``\r\n`` outside quotes, turned back into the ``\n`` the files (and the
+    snapshot hash) have always used: ordinary data is byte for byte as before.
+    """
+    text = neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n")
+    parts = text.split('"')  # even parts are outside quotes ("" inside a field: an empty part)
+    parts[::2] = [part.replace("\r\n", "\n") for part in parts[::2]]
+    return '"'.join(parts).encode()
 
 
 def csv_files(frames: dict[str, pd.DataFrame]) -> dict[str, bytes]:
     """Every table as ``<name>.csv`` (in the frames' order), then ``DICTIONARY_CSV``: the one
     serialisation the CSV export, the zip download and the data snapshot hash all use (the
     hash is over the tables' files, in this order, the dictionary left out)."""
-    files = {f"{name}.csv": _csv(frame) for name, frame in frames.items()}
-    files[DICTIONARY_CSV] = _csv(data_dictionary(frames))
+    files = {f"{name}.csv": csv_bytes(frame) for name, frame in frames.items()}
+    files[DICTIONARY_CSV] = csv_bytes(data_dictionary(frames))
     return files
 
 
@@ -304,11 +365,14 @@ def export_csv(files: dict[str, bytes], directory: Path | str) -> list[Path]:
 
 
 def export_xlsx(frames: dict[str, pd.DataFrame], path: Path | str | BinaryIO) -> None:
-    """One sheet per table and a "data dictionary" sheet describing every column."""
+    """One sheet per table and a "data dictionary" sheet describing every column; cells are
+    neutralised as in the CSVs (openpyxl would otherwise store text starting with ``=`` as a
+    live formula)."""
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, frame in frames.items():
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
-        data_dictionary(frames).to_excel(writer, sheet_name="data dictionary", index=False)
+            neutralise_frame(frame).to_excel(writer, sheet_name=name[:31], index=False)
+        neutralise_frame(data_dictionary(frames)).to_excel(writer, sheet_name="data dictionary",
+                                                           index=False)
 
 
 def export_frames(trial: Trial) -> dict[str, pd.DataFrame]:

@@ -4,7 +4,9 @@ One context (:func:`build_context`) feeds every output, so the file report, the 
 statistician's page in the browser show the same numbers. The report ends with provenance:
 the SHA-256 of the data snapshot (the tidy CSVs exactly as exported, concatenated in the
 fixed order cases, readings, ratings, long), the software versions and the model endpoints'
-fingerprints, so a result can be traced to its data and code and reproduced.
+fingerprints, so a result can be traced to its data and code and reproduced. Every CSV and
+XLSX written (data and results tables) goes through ``datasets.neutralise``: user text such as
+a case id ``=1+2`` is never a live formula in a spreadsheet.
 """
 
 from __future__ import annotations
@@ -420,7 +422,10 @@ def provenance(trial: Trial, csv_files: dict[str, bytes]) -> dict[str, Any]:
     return {
         "data_sha256": digest.hexdigest(),
         "data_files": data_files,
-        "hash_note": "SHA-256 over the tidy CSVs as exported, concatenated in this order",
+        "hash_note": "SHA-256 over the tidy CSVs as exported (text cells starting with =, +, "
+                     "-, @, tab or carriage return prefixed with ' against formula injection, "
+                     "see the data dictionary), concatenated in this order",
+        "export_note": datasets.NEUTRALISATION_NOTE,
         "versions": versions, "model_endpoints": endpoints,
         "draft_fingerprints": list(drafts.values()),
         "generated_at": timezone.now().isoformat(timespec="seconds"),
@@ -532,6 +537,7 @@ def render_pdf(context: dict[str, Any], target: Path | io.BytesIO) -> None:
         lines = [f"Trial: {trial.name} ({trial.slug})", "", "Key results:"]
         lines += [f"  {line}" for line in context["key_numbers"]]
         lines += ["", f"Data snapshot SHA-256: {prov['data_sha256']}",
+                  f"Exports: {prov['export_note']}",
                   "Versions: " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items())]
         lines += [f"Model endpoint: {e['name']} {e['model_name']} fingerprint {e['fingerprint']}"
                   for e in prov["model_endpoints"]]
@@ -549,9 +555,11 @@ def render_pdf(context: dict[str, Any], target: Path | io.BytesIO) -> None:
 
 
 def write_table_csv(table: Table, path: Path) -> None:
-    """A results table as CSV (formatted as in the report)."""
-    pd.DataFrame(table.rows, columns=table.columns).to_csv(path, index=False,
-                                                           lineterminator="\n")
+    """A results table as CSV (formatted as in the report), through the exports' one CSV
+    serialisation: a cell can start with user text (an imported source's name), so cells are
+    neutralised like the data's; formatted text such as "-0.250" or "-" is written '-0.250 and
+    '- (``datasets.neutralise``)."""
+    path.write_bytes(datasets.csv_bytes(pd.DataFrame(table.rows, columns=table.columns)))
 
 
 def build_report(trial: Trial, out_dir: Path | str, *, figures: bool = True, pdf: bool = True,

@@ -20,16 +20,21 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
+from trial import audit
 from trial.models import Role, Trial
 from trial.permissions import has_role, roles_of
 
 ALLOWED = (Role.STATISTICIAN, Role.COORDINATOR)
 
 
-def analysis_trial(user, slug: str) -> Trial:
-    """The trial if ``user`` may see its analysis: 404 to non-members, 403 to other roles."""
+def analysis_trial(user, slug: str, what: str) -> Trial:
+    """The trial if ``user`` may see its analysis: 404 to non-members, 403 to other roles.
+
+    The analysis is unblinded (results by arm): each view or download is an audit event.
+    """
     trial = get_object_or_404(Trial, slug=slug)
     if has_role(user, trial, *ALLOWED):
+        audit.record(action="analysis.viewed", obj=trial, actor=user, after={"what": what})
         return trial
     if roles_of(user, trial):
         raise PermissionDenied("Only a statistician or coordinator of this trial may see its "
@@ -42,7 +47,7 @@ def report_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The report in the browser (figures embedded), with links to the exports."""
     from analysis.report import build_context, render_html
 
-    trial = analysis_trial(request.user, trial_slug)
+    trial = analysis_trial(request.user, trial_slug, "report page")
     mixed = request.GET.get("mixed") == "1"
     context = build_context(trial, figures=True, mixed=mixed)
     here = reverse("analysis:report", args=[trial.slug])
@@ -67,7 +72,7 @@ def export_xlsx(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The tidy tables and their data dictionary as one workbook."""
     from analysis import datasets
 
-    trial = analysis_trial(request.user, trial_slug)
+    trial = analysis_trial(request.user, trial_slug, "data (XLSX)")
     buffer = io.BytesIO()
     datasets.export_xlsx(datasets.export_frames(trial), buffer)
     return _download(buffer.getvalue(), "application/vnd.openxmlformats-officedocument."
@@ -79,7 +84,7 @@ def export_csv_zip(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The tidy CSVs (the ones the snapshot hash is over) and data_dictionary.csv, zipped."""
     from analysis import datasets
 
-    trial = analysis_trial(request.user, trial_slug)
+    trial = analysis_trial(request.user, trial_slug, "data (CSV zip)")
     files = datasets.csv_files(datasets.export_frames(trial))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -93,7 +98,7 @@ def report_pdf(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """The PDF report (without the mixed model unless ``?mixed=1``)."""
     from analysis.report import build_context, render_pdf
 
-    trial = analysis_trial(request.user, trial_slug)
+    trial = analysis_trial(request.user, trial_slug, "report (PDF)")
     context = build_context(trial, figures=True, mixed=request.GET.get("mixed") == "1")
     buffer = io.BytesIO()
     render_pdf(context, buffer)

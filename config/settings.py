@@ -128,6 +128,13 @@ LOGIN_REDIRECT_URL = "/"
 
 # Uploads: DICOM files can be large; keep big uploads on disk, refuse absurd ones.
 DICOM_MAX_FILE_MB = int(os.environ.get("DICOM_MAX_FILE_MB", "200"))
+# Decompression bombs: checked from the DICOM header before anything is inflated or decoded
+# (Rows x Columns x frames x samples; decoded bytes at most this many 16-bit pixels), and
+# from a zip's central directory before any member is extracted.
+DICOM_MAX_PIXELS = int(os.environ.get("DICOM_MAX_PIXELS", "60000000"))
+DICOM_ZIP_MAX_MEMBERS = int(os.environ.get("DICOM_ZIP_MAX_MEMBERS", "10000"))
+DICOM_ZIP_MAX_TOTAL_MB = int(os.environ.get("DICOM_ZIP_MAX_TOTAL_MB", "20480"))
+DICOM_ZIP_MAX_RATIO = int(os.environ.get("DICOM_ZIP_MAX_RATIO", "100"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 5000
@@ -159,15 +166,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": max(1, min(10, _visibility_s // 2)),
     "unacked_restore_throttle": 1,
 }
+# A running draft whose worker went silent is taken over (sent again) within
+# DRAFT_TAKEOVER_SECONDS of its lease running out: the model call's timeout plus this margin.
+DRAFT_LEASE_MARGIN_S = float(os.environ.get("DRAFT_LEASE_MARGIN_S", "30"))
+DRAFT_TAKEOVER_SECONDS = float(os.environ.get("DRAFT_TAKEOVER_SECONDS", "15"))
+# Sending a draft's task waits at most this long for Redis, then leaves it to the sweep.
+DRAFT_SEND_TIMEOUT_S = float(os.environ.get("DRAFT_SEND_TIMEOUT_S", "1"))
 CELERY_BEAT_SCHEDULE = {
     "sweep-drafts": {
         "task": "trial.tasks.sweep_drafts",
         "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
     },
+    "take-over-drafts": {
+        "task": "drafting.tasks.take_over_drafts",
+        "schedule": DRAFT_TAKEOVER_SECONDS,
+        # Checks queued behind a backlog of over 10 minutes are dropped (no pile-up while no
+        # worker runs); the sweep, which never expires, takes those drafts over too.
+        "options": {"expires": 600},
+    },
 }
-# A running draft whose worker went silent is taken over this long after its model call's
-# timeout.
-DRAFT_LEASE_MARGIN_S = float(os.environ.get("DRAFT_LEASE_MARGIN_S", "30"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

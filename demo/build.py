@@ -160,7 +160,8 @@ def build_demo(*, cases: int = 30, excluded: int = 2, seed: int = 2025) -> list[
         ModelEndpoint.objects.create(trial=trial, name="Demo backend (not a model)",
                                      backend=ModelEndpoint.Backend.DEMO)
         coordinator, logins = _people(trial, sites)
-        generate_list(trial, by=coordinator, seed=seed)
+        # Synthetic demo: a known list from the demo's seed (a real trial's seed is drawn).
+        generate_list(trial, by=coordinator, seed_source=lambda: seed)
         allocate_all(trial, by=coordinator)
 
     eligible = {code: kind == "inclusion" for kind, code, _ in CRITERIA}

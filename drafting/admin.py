@@ -103,6 +103,10 @@ def backend_html(backend: str) -> str:
     return ModelEndpoint.Backend(backend).label
 
 
+def warning_html(text: str) -> str:
+    return format_html('<strong class="draft-warning" style="color:#ba2121">⚠ {}</strong>', text)
+
+
 # --- model endpoints -------------------------------------------------------------------------
 
 def endpoint_formfield(db_field: models.Field, **kwargs) -> forms.Field | None:
@@ -225,9 +229,26 @@ class ConfigurationFilter(admin.SimpleListFilter):
         return queryset.filter(matching if self.value() == "current" else ~matching)
 
 
+class WarningFilter(admin.SimpleListFilter):
+    """Drafts stored with a warning (e.g. a reply without an IMPRESSION section), or without."""
+
+    title = "warning"
+    parameter_name = "warning"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return (("yes", "with a warning"), ("no", "without"))
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet):
+        if self.value() == "yes":
+            return queryset.exclude(warning="")
+        if self.value() == "no":
+            return queryset.filter(warning="")
+        return queryset
+
+
 DRAFT_FIELDS = (
-    "case", "endpoint", "status", "attempts", "backend_shown", "model_reported", "findings",
-    "impression", "raw_response", "error", "prompt_tokens", "completion_tokens",
+    "case", "endpoint", "status", "warning_shown", "attempts", "backend_shown", "model_reported",
+    "findings", "impression", "raw_response", "error", "prompt_tokens", "completion_tokens",
     "model_latency_ms", "total_latency_ms", "queued_at", "sent_at", "started_at", "finished_at",
     "fingerprint", "config_shown",
 )
@@ -238,9 +259,10 @@ class DraftAdmin(ReadOnlyAdmin):
     """Read-only: a draft is what the model said. Retry and queue are the only actions."""
 
     trial_path = "case__trial"
-    list_display = ("case", "status", "attempts", "backend_shown", "model_reported", "latency",
-                    "tokens", "error_short", "fingerprint_shown")
-    list_filter = (("case__trial", RELATED_ONLY), "status", "backend", ConfigurationFilter)
+    list_display = ("case", "status", "warning_short", "attempts", "backend_shown",
+                    "model_reported", "latency", "tokens", "error_short", "fingerprint_shown")
+    list_filter = (("case__trial", RELATED_ONLY), "status", WarningFilter, "backend",
+                   ConfigurationFilter)
     search_fields = ("case__case_id",)
     list_select_related = ("case__trial",)
     fields = DRAFT_FIELDS
@@ -268,6 +290,17 @@ class DraftAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def error_short(self, obj: Draft) -> str:
         return Truncator(obj.error).chars(ERROR_CHARS) if obj.error else "–"
+
+    @admin.display(description="warning")
+    def warning_short(self, obj: Draft) -> str:
+        """A done draft the coordinator should look at before readers see it."""
+        if not obj.warning:
+            return "–"
+        return warning_html(Truncator(obj.warning).chars(ERROR_CHARS))
+
+    @admin.display(description="warning")
+    def warning_shown(self, obj: Draft) -> str:
+        return warning_html(obj.warning) if obj.warning else "–"
 
     @admin.display(description="fingerprint", ordering="fingerprint")
     def fingerprint_shown(self, obj: Draft) -> str:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
+from collections.abc import Iterator, Mapping
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from trial.errors import Invalid
 from trial.models import Case, Trial
 
 REFERENCE_PROMPT = (
@@ -26,11 +29,68 @@ DEFAULT_PROMPT_TEMPLATE = (
     "History: {history}\n"
     "Laboratory results: {lab_results}"
 )
+# The case fields a prompt template may name, as ``{name}`` and nothing more.
+PROMPT_FIELDS = ("chief_complaint", "history", "lab_results", "prior_imaging", "age", "sex")
 # The fields that decide what the model is asked and how: their hash is the fingerprint.
 FINGERPRINT_FIELDS = (
     "backend", "base_url", "model_name", "max_tokens", "temperature", "prompt_template",
     "image_size", "pad_value",
 )
+
+
+class PromptTemplateError(Invalid):
+    """A prompt template that names something other than the documented placeholders."""
+
+
+def _placeholders() -> str:
+    return ", ".join("{" + name + "}" for name in PROMPT_FIELDS)
+
+
+def _template_parts(template: str) -> Iterator[tuple[str, str | None]]:
+    """(literal text, placeholder name or None) pairs; refuses anything but ``{name}``.
+
+    Parsed with ``string.Formatter().parse``, never formatted: ``str.format`` would follow
+    attributes and indexes (``{age.foo}``, ``{age[0]}``) and pad to any width
+    (``{age:>50000000}`` is a 50 MB prompt), so only the bare documented names are allowed.
+    """
+    try:
+        for literal, name, spec, conversion in string.Formatter().parse(template):
+            if name is None:
+                yield literal, None
+                continue
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            base = name.partition(".")[0].partition("[")[0]
+            if name != base and base in PROMPT_FIELDS:
+                raise PromptTemplateError(
+                    f"Placeholder {shown} has an attribute or index: write {{{base}}} alone.")
+            if name not in PROMPT_FIELDS:
+                raise PromptTemplateError(
+                    f"Unknown placeholder {shown}: use only {_placeholders()}, or write a "
+                    "brace as {{ or }}.")
+            if spec or conversion:
+                raise PromptTemplateError(
+                    f"Placeholder {shown} has a format specification or conversion: write "
+                    f"{{{name}}} alone.")
+            yield literal, name
+    except ValueError as exc:  # unbalanced braces
+        raise PromptTemplateError(
+            f"Malformed placeholder: {exc}. Use {_placeholders()}, and write a brace as {{{{ "
+            "or }}.") from exc
+
+
+def check_template(template: str) -> None:
+    """Raise PromptTemplateError unless ``template`` names only the documented placeholders."""
+    for _ in _template_parts(template):
+        pass
+
+
+def fill_template(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{name}`` replaced by ``values[name]`` (no ``str.format``)."""
+    return "".join(literal + (values[name] if name else "")
+                   for literal, name in _template_parts(template))
 
 
 class ModelEndpoint(models.Model):
@@ -109,12 +169,9 @@ class ModelEndpoint(models.Model):
         if self.backend == self.Backend.OPENAI and not (self.base_url and self.model_name):
             raise ValidationError("An OpenAI-compatible endpoint needs a base URL and a model.")
         try:
-            self.prompt_template.format(**dict.fromkeys(PROMPT_FIELDS, ""))
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValidationError(
-                {"prompt_template": f"Unknown or malformed placeholder: {exc}. "
-                                    "Use " + ", ".join("{" + f + "}" for f in PROMPT_FIELDS) + "."}
-            ) from exc
+            check_template(self.prompt_template)
+        except PromptTemplateError as exc:
+            raise ValidationError({"prompt_template": exc.message}) from exc
 
     def config(self) -> dict:
         """What decides a draft (no key, no operational limits): stored with every draft."""
@@ -125,8 +182,6 @@ class ModelEndpoint(models.Model):
         blob = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-
-PROMPT_FIELDS = ("chief_complaint", "history", "lab_results", "prior_imaging", "age", "sex")
 
 
 class Draft(models.Model):
@@ -149,6 +204,10 @@ class Draft(models.Model):
     impression = models.TextField(blank=True)
     raw_response = models.TextField(blank=True, help_text="The model's reply, unparsed.")
     error = models.TextField(blank=True)
+    warning = models.TextField(
+        blank=True, help_text="Why a done draft needs a look, e.g. the model's reply had no "
+                              "IMPRESSION section (it is then empty).",
+    )
     model_reported = models.CharField(max_length=200, blank=True,
                                       help_text="The model name the server reported.")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)

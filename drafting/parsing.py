@@ -51,3 +51,21 @@ def parse_report(text: str) -> tuple[str, str]:
     if not findings and not impression:
         raise UnparseableReply("The model's reply has headers but no report text.")
     return findings, impression
+
+
+def report_warning(text: str, findings: str, impression: str) -> str:
+    """Why a parsed report needs a look ('' if it does not): a section came out empty.
+
+    ``parse_report`` puts a reply without headers wholly in FINDINGS, so the draft would start
+    the reader with an empty IMPRESSION; such drafts are stored done, with this warning.
+    """
+    empty = [name for name, value in (("FINDINGS", findings), ("IMPRESSION", impression))
+             if not value]
+    if not empty:
+        return ""
+    body = text.replace("\r\n", "\n")
+    if not (FINDINGS_RE.search(body) or IMPRESSION_RE.search(body)):
+        return ("The model's reply has no FINDINGS or IMPRESSION header: all of it was put in "
+                "FINDINGS, and IMPRESSION is empty.")
+    names, verb = " and ".join(empty), "is" if len(empty) == 1 else "are"
+    return f"The model's reply has no {names} text: {names} {verb} empty."

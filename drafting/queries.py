@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 
 from trial.models import Case, Trial
 
-from .models import PROMPT_FIELDS, Draft, ModelEndpoint
+from .models import PROMPT_FIELDS, Draft, ModelEndpoint, fill_template
 
 DEMO_NOTE = ("demo: an offline stand-in, NOT a model. Its drafts are canned text chosen from "
              "the history's words, and are labelled demo wherever they are shown or exported.")
@@ -59,11 +59,15 @@ def status_counts(trial: Trial, endpoint: ModelEndpoint) -> tuple[dict[str, int]
 
 
 def build_prompt(endpoint: ModelEndpoint, case: Case) -> str:
-    """The endpoint's template filled with the case's clinical history."""
+    """The endpoint's template filled with the case's clinical history.
+
+    Raises ``PromptTemplateError`` for a template with anything but the documented
+    placeholders (one saved before they were checked): never ``str.format`` on it.
+    """
     values = {field: str(getattr(case, field) or "").strip() or "not recorded"
               for field in PROMPT_FIELDS}
     values["sex"] = case.get_sex_display() if case.sex else "not recorded"
-    return endpoint.prompt_template.format(**values)
+    return fill_template(endpoint.prompt_template, values)
 
 
 def describe_endpoint(endpoint: ModelEndpoint) -> list[str]:

@@ -24,8 +24,8 @@ from trial.models import Case
 
 from . import limits
 from .backends import ModelError, call_model
-from .models import Draft
-from .parsing import UnparseableReply, parse_report
+from .models import Draft, PromptTemplateError
+from .parsing import UnparseableReply, parse_report, report_warning
 from .preprocess import model_png
 from .queries import active_endpoint, build_prompt
 from .queue import ensure_draft
@@ -104,7 +104,8 @@ def _store(draft: Draft, claim: str, **fields) -> bool:
                 setattr(draft, name, value)
             audit.record(action=f"draft.{draft.status}", obj=draft, trial=draft.case.trial,
                          after={"fingerprint": draft.fingerprint, "backend": draft.backend,
-                                "attempts": draft.attempts, "error": draft.error})
+                                "attempts": draft.attempts, "error": draft.error,
+                                "warning": draft.warning})
     return bool(stored)
 
 
@@ -142,16 +143,21 @@ def run_draft(case_pk: int) -> Outcome:
         return _fail(draft, claim, reason)
     except CannotDraft as exc:
         return _fail(draft, claim, str(exc))
+    except PromptTemplateError as exc:  # saved before templates were checked
+        return _fail(draft, claim, f"The endpoint's prompt template is invalid: {exc.message}")
     except (OSError, ValueError) as exc:  # unreadable stored image
         return _fail(draft, claim, f"Cannot prepare the image: {exc}")
     try:
         findings, impression = parse_report(reply.text)
     except UnparseableReply as exc:
         return _fail(draft, claim, str(exc), raw_response=reply.text, model_reported=reply.model)
+    warning = report_warning(reply.text, findings, impression)
+    if warning:
+        logger.warning("Draft of case %s is done with a warning: %s", draft.case.case_id, warning)
     finished = timezone.now()
     _store(
         draft, claim, status=Draft.Status.DONE, findings=findings, impression=impression,
-        raw_response=reply.text, error="", model_reported=reply.model[:200],
+        raw_response=reply.text, error="", warning=warning, model_reported=reply.model[:200],
         prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
         model_latency_ms=reply.latency_ms, finished_at=finished,
         total_latency_ms=round((finished - draft.queued_at).total_seconds() * 1000),

@@ -2,8 +2,11 @@
 knows Celery). Without ``REDIS_URL`` tasks run in-process (``in_process``), as they are sent.
 
 Tasks take primary keys and are safe to run twice (``acks_late``: a worker that dies mid-task
-gets the task again; ``drafting.run`` makes sure that still makes one draft). Their names are
-the ones they had in ``trial.tasks``, so messages queued by an earlier release still run.
+gets the task again; ``drafting.run`` makes sure that still makes one draft). The first two
+keep the names they had in ``trial.tasks``, so messages queued by an earlier release still run.
+
+Sending never waits for a broker that is down: the send fails at once (no connection retries,
+short socket timeouts) and the draft stays queued for the sweep, so enrolment never blocks.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import logging
 import time
 from datetime import datetime
 
+import kombu.pools
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from trial.models import Case, Trial
@@ -52,10 +57,40 @@ def sweep_drafts() -> int:
     return sweep()
 
 
+@shared_task(name="drafting.tasks.take_over_drafts", ignore_result=True)
+def take_over_drafts() -> int:
+    """Periodic (celery beat, every DRAFT_TAKEOVER_SECONDS): a draft whose worker died is sent
+    again once its lease runs out, not when Redis re-delivers its task an hour later."""
+    return take_over()
+
+
+def send_timeout() -> float:
+    """Seconds a send may wait for the broker (connect, then each reply) before giving up."""
+    return float(getattr(settings, "DRAFT_SEND_TIMEOUT_S", 1.0))
+
+
+def _producers() -> kombu.pools.ProducerPool:
+    """Producers on connections that fail at once when the broker is down.
+
+    Celery's own pool retries the connection for about 6 s (kombu's ``default_channel``
+    ignores ``retry=False``) and has no socket timeouts; these are kombu's ``max_retries: 0``
+    and redis-py's socket timeouts. One pool per process and settings (``kombu.pools``).
+    """
+    app = generate_draft.app
+    timeout = send_timeout()
+    options = {**app.conf.broker_transport_options, "max_retries": 0,
+               "socket_connect_timeout": timeout, "socket_timeout": timeout}
+    return kombu.pools.producers[app.connection_for_write(transport_options=options)]
+
+
 def send(draft: Draft) -> bool:
     """Hand the draft's task to the queue; False (logged) if the broker cannot take it now."""
     try:
-        generate_draft.apply_async((draft.case_id,), retry=False)
+        if in_process():
+            generate_draft.apply_async((draft.case_id,))
+        else:
+            with _producers().acquire(block=True, timeout=send_timeout()) as producer:
+                generate_draft.apply_async((draft.case_id,), retry=False, producer=producer)
     except Exception:  # broker down or unreachable: the sweep sends it later
         logger.warning("Could not queue the draft of case %s; the sweep will retry",
                        draft.case_id, exc_info=True)
@@ -107,3 +142,8 @@ def retry_failed(draft: Draft, *, by=None) -> bool:
 def sweep(*, now: datetime | None = None) -> int:
     """Send again what may have been lost (``queue.lost_drafts``); returns how many were sent."""
     return sum(send(draft) for draft in queue.lost_drafts(now=now))
+
+
+def take_over(*, now: datetime | None = None) -> int:
+    """Send again the drafts whose lease ran out (``queue.take_over_expired``); how many."""
+    return sum(send(draft) for draft in queue.take_over_expired(now=now))

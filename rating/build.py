@@ -21,6 +21,7 @@ from drafting.models import Draft
 from reader.blinding import authorship_names, blind_text
 from reader.models import Reading, Review
 from trial import audit
+from trial.lifecycle import check_writable
 from trial.models import Arm, Case
 
 from . import instruments as inst
@@ -89,6 +90,7 @@ def build(campaign: Campaign, *, by: Any = None) -> int:
     """
     if not campaign.instruments:
         raise CampaignError("Choose at least one instrument first.")
+    check_writable(campaign.trial_id, "The campaign")
     with transaction.atomic():
         if Campaign.objects.select_for_update().get(pk=campaign.pk).status == \
                 Campaign.Status.CLOSED:

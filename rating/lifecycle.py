@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from trial import audit
+from trial.lifecycle import check_writable
 from trial.models import Membership, Role, Trial
 
 from . import instruments as inst
@@ -113,7 +114,9 @@ def check_deletable(campaign: Campaign) -> None:
 
 
 def set_status(campaign: Campaign, wanted: str, *, by: Any) -> Campaign:
-    """Open (from draft or closed, once it has items) or close (from open); audited."""
+    """Open (from draft or closed, once it has items) or close (from open); audited. Nothing
+    opens or closes once the trial is locked."""
+    check_writable(campaign.trial_id, "The campaign")
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if wanted == Campaign.Status.OPEN:

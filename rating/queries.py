@@ -3,9 +3,14 @@ their blinding, and a rater's own campaigns and items (anything not theirs is 40
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Q
 from django.http import Http404
 
+from trial import audit
+from trial.errors import Conflict
+from trial.lifecycle import is_locked
 from trial.models import Membership
 
 from .models import Campaign, RaterItem
@@ -46,6 +51,20 @@ def key_rows(campaign: Campaign) -> list[dict]:
             "submitted_at": rating.submitted_at if rating else None,
         })
     return out
+
+
+def check_key_revealed(campaign: Campaign) -> None:
+    """The key unblinds every rating: it is revealed only once the trial is locked (final)."""
+    if not is_locked(campaign.trial_id):
+        raise Conflict("The unblinded key is revealed once the trial is locked; until then "
+                       "nobody sees which report is behind a rating.")
+
+
+def reveal_key(campaign: Campaign, *, by: Any) -> list[dict]:
+    """``key_rows`` after the lock; each reveal is an audit event (who, when)."""
+    check_key_revealed(campaign)
+    audit.record(action="campaign.key_viewed", obj=campaign, actor=by, trial=campaign.trial)
+    return key_rows(campaign)
 
 
 def report_rows(campaign: Campaign) -> list[dict]:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from trial import audit
+from trial.lifecycle import check_writable
 
 from . import instruments as inst
 from .errors import InvalidAnswer, NotOpen, RatingLocked
@@ -30,6 +31,7 @@ def open_item(rater_item: RaterItem) -> RaterItem:
     """Start (or restart) the clock of this visit to the item."""
     if rater_item.campaign.status != Campaign.Status.OPEN:
         raise NotOpen
+    check_writable(rater_item.campaign.trial_id, "A rating")
     rater_item.opened_at = timezone.now()
     rater_item.save(update_fields=["opened_at"])
     return rater_item
@@ -56,6 +58,7 @@ def submit(rater_item: RaterItem, values: dict, *, by: Any) -> Rating:
         raise InvalidAnswer(str(exc)) from exc
     now = timezone.now()
     with transaction.atomic():
+        check_writable(campaign.trial_id, "A rating")
         # Closing locks the campaign's row: a rating is either in before it closed, or refused.
         if Campaign.objects.select_for_update(no_key=True).values_list(
                 "status", flat=True).get(pk=campaign.pk) != Campaign.Status.OPEN:

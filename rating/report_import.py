@@ -15,6 +15,7 @@ from django.db import transaction
 
 from trial import audit
 from trial.errors import Invalid
+from trial.lifecycle import check_writable
 from trial.models import Arm, Case
 
 from .build import AI_ALONE, make_report, source_names
@@ -54,6 +55,7 @@ def _text(data: bytes | str) -> str:
 
 def import_reports(campaign: Campaign, data: bytes | str, *, by: Any = None) -> int:
     """Add the file's reports to a retrospective campaign; returns how many."""
+    check_writable(campaign.trial_id, "The campaign")
     if campaign.kind != Campaign.Kind.RETROSPECTIVE:
         raise ReportImportError(["reports are imported into retrospective campaigns only"])
     # strict: an unclosed quote is an error, not the rest of the file swallowed into one field

@@ -21,6 +21,7 @@ from drafting.parsing import UnparseableReply, parse_report
 from drafting.queries import current_draft
 from trial import audit
 from trial.errors import Invalid
+from trial.lifecycle import is_locked
 from trial.models import Arm, Assignment, Trial
 
 from .models import Amendment, Reading, ReadingEvent, Review
@@ -130,6 +131,9 @@ def open_reading(assignment: Assignment, *, user: Any) -> Reading:
     with transaction.atomic():
         Assignment.objects.select_for_update().get(pk=assignment.pk)
         reading = Reading.objects.filter(assignment=assignment).first()
+        frozen = is_locked(assignment.case.trial_id)
+        if reading is None and frozen:
+            raise Locked("The trial is locked: no reading can start.")
         if reading is None:
             findings, impression, start, draft, deviation = _starting_text(assignment)
             reading = Reading.objects.create(
@@ -142,7 +146,7 @@ def open_reading(assignment: Assignment, *, user: Any) -> Reading:
                          trial=assignment.case.trial,
                          after={"started_from": start, "deviation": deviation})
             return reading
-        if reading.status == Reading.Status.OPEN:
+        if reading.status == Reading.Status.OPEN and not frozen:  # locked: look, never write
             gap = (now - reading.last_event_at).total_seconds()
             _event(reading, ReadingEvent.Kind.RESUMED, now, detail={"gap_s": round(gap, 3)})
             reading.last_event_at = now

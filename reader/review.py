@@ -16,6 +16,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from trial import audit
+from trial.lifecycle import is_locked
 from trial.models import Arm, Case, Membership, Trial
 
 from .models import Reading, Review
@@ -51,6 +52,8 @@ def open_review(case: Case, *, senior: Membership) -> Review:
             if review.senior_id != senior.pk:
                 raise ReadingError("Another senior is reviewing this case.")
             return review
+        if is_locked(case.trial_id):
+            raise Locked("The trial is locked: no review can start.")
         if not reviewable_cases(senior).filter(pk=case.pk).exists():
             raise ReadingError("This case is not ready for review (both readings submitted).")
         pks = [r.pk for r in readings_of(case).values()]

@@ -13,7 +13,7 @@ import hashlib
 import random
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
 from django.db import IntegrityError, transaction
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from . import audit
 from .errors import Invalid
+from .lifecycle import TrialLocked, check_writable
 from .models import AllocationSlot, Arm, Membership, RandomizationList, Role, Trial
 
 MIN_SLOTS_PER_STRATUM = 12
@@ -147,6 +148,7 @@ def _readers_per_stratum(trial: Trial) -> Counter[str]:
 
 
 def _lock_trial_without_list(trial: Trial) -> Trial:
+    check_writable(trial, "The randomisation list")
     locked = Trial.objects.select_for_update().get(pk=trial.pk)
     existing = RandomizationList.objects.filter(trial=locked).first()
     if existing is not None:
@@ -179,15 +181,26 @@ def _store(trial: Trial, by: Any, slots: list[PlannedSlot], **fields: Any) -> Ra
         action=f"randomization.{rlist.method}", obj=rlist, actor=by, trial=trial,
         after={"method": rlist.method, "slots": len(slots), "strata": dict(per_stratum),
                "block_sizes": rlist.block_sizes, "stratified": rlist.stratified,
-               "commitment": rlist.commitment, "source_name": rlist.source_name},
+               "commitment": rlist.commitment, "source_name": rlist.source_name,
+               "source_sha256": rlist.source_sha256},
     )  # never the seed: it stays concealed until the trial is locked
     return rlist
 
 
+def draw_seed() -> int:
+    """A seed from the operating system's cryptographic generator: nobody chooses it, so
+    nobody can recompute the list before the trial is locked."""
+    return secrets.randbits(63)
+
+
 def generate_list(
-    trial: Trial, *, by, seed: int | None = None, slots_per_stratum: int | None = None
+    trial: Trial, *, by, slots_per_stratum: int | None = None,
+    seed_source: Callable[[], int] = draw_seed,
 ) -> RandomizationList:
-    """Generate and store the trial's permuted-block list from ``seed`` (drawn when None).
+    """Generate and store the trial's permuted-block list from a seed the platform draws.
+
+    Never from a seed given by the person generating it (``seed_source`` is for tests that
+    need a known list, and for the synthetic demo).
 
     Default length per stratum: the stratum's readers, but at least 12 (MIN_SLOTS_PER_STRATUM),
     rounded up to whole blocks. The margin leaves room for readers who join later (a
@@ -200,7 +213,7 @@ def generate_list(
         raise RandomizationError(
             f"slots_per_stratum: got {slots_per_stratum!r}, expected 1..{MAX_SLOTS}"
         )
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = seed_source()
     if not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise RandomizationError(f"seed: got {seed!r}, expected an integer in 0..2**63-1")
     with transaction.atomic():
@@ -353,9 +366,11 @@ def import_list(trial: Trial, rows: IO[str] | Iterable[str], *, by, source_name:
     InvalidList message names every problem with its line number. Without a ``block`` column,
     each stratum is stored as one block.
     """
+    lines = list(_text_lines(rows))
+    digest = hashlib.sha256("".join(lines).encode()).hexdigest()
     with transaction.atomic():
         trial = _lock_trial_without_list(trial)
-        parsed, problems = _parse_rows(trial, rows)
+        parsed, problems = _parse_rows(trial, lines)
         slots, more = _validate(trial, parsed, expected_count)
         problems += more
         if problems:
@@ -368,6 +383,7 @@ def import_list(trial: Trial, rows: IO[str] | Iterable[str], *, by, source_name:
         return _store(
             trial, by, slots, method=RandomizationList.Method.IMPORTED, seed=None,
             block_sizes=sizes, stratified=trial.stratify_by_site, source_name=source_name[:255],
+            source_sha256=digest,
         )
 
 
@@ -397,7 +413,7 @@ def allocate(membership: Membership, *, by) -> AllocationSlot:
             raise AlreadyAllocated(f"reader {name} is already allocated ({taken}); "
                                    "an allocation is final and never redone")
         if trial.status == Trial.Status.LOCKED:
-            raise RandomizationError(f"trial {trial.slug!r} is locked; nothing can be allocated")
+            raise TrialLocked(f"trial {trial.slug!r} is locked; nothing can be allocated")
         rlist = RandomizationList.objects.filter(trial=trial).first()
         if rlist is None:
             raise NoList(f"trial {trial.slug!r} has no randomisation list; generate or import "
@@ -436,6 +452,7 @@ def allocate_all(trial: Trial, *, by) -> list[AllocationSlot]:
     afterwards the first such error is raised with every problem in its message and the slots
     that were allocated in ``error.allocated``.
     """
+    check_writable(trial, "Allocation")
     readers = list(
         Membership.objects.filter(trial=trial, role=Role.READER, allocation_slot__isnull=True)
         .order_by("pk")

@@ -75,8 +75,8 @@ class DraftSerializer(serializers.ModelSerializer):
         model = Draft
         fields = (
             "id", "case", "endpoint", "status", "attempts", "backend", "is_demo", "fingerprint",
-            "config", "model_reported", "findings", "impression", "raw_response", "error",
-            "prompt_tokens", "completion_tokens", "model_latency_ms", "total_latency_ms",
+            "config", "model_reported", "findings", "impression", "warning", "raw_response",
+            "error", "prompt_tokens", "completion_tokens", "model_latency_ms", "total_latency_ms",
             "queued_at", "sent_at", "started_at", "finished_at",
         )
         read_only_fields = fields

@@ -4,11 +4,14 @@ code and side, with the values and times (read-only)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
+from trial import audit
 from trial.admin.base import ReadOnlyAdmin
+from trial.models import Trial
 
-from ..models import RaterItem
+from ..models import Campaign, RaterItem
 
 RELATED_ONLY = admin.RelatedOnlyFieldListFilter
 
@@ -34,9 +37,28 @@ class UnblindedKeyAdmin(ReadOnlyAdmin):
     fields = KEY_FIELDS
     readonly_fields = KEY_FIELDS
 
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        """Only campaigns of locked trials: the key is revealed at the final lock."""
+        return super().get_queryset(request).filter(campaign__trial__status=Trial.Status.LOCKED)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        return super().changelist_view(request, {**(extra_context or {}),
-                                                 "title": "Unblinded key of rating campaigns"})
+        """Each look at the key is an audit event, one per campaign shown."""
+        campaigns = Campaign.objects.filter(
+            pk__in=self.get_queryset(request).values("campaign")).select_related("trial")
+        for campaign in campaigns:
+            audit.record(action="campaign.key_viewed", obj=campaign, actor=request.user,
+                         trial=campaign.trial)
+        return super().changelist_view(request, {
+            **(extra_context or {}), "title": "Unblinded key of rating campaigns (locked "
+                                              "trials only)"})
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None):
+        item = self.get_object(request, object_id)
+        if item is not None:
+            audit.record(action="campaign.key_viewed", obj=item.campaign, actor=request.user,
+                         trial=item.campaign.trial, after={"code": item.code})
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="rater", ordering="rater__user__username")
     def rater(self, obj: RaterItem) -> str:

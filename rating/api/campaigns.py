@@ -38,7 +38,7 @@ from ..lifecycle import (
     trial_raters,
 )
 from ..models import Campaign
-from ..queries import key_rows, report_rows
+from ..queries import report_rows, reveal_key
 from ..report_import import import_reports
 
 # --- serializers -----------------------------------------------------------------------------
@@ -135,12 +135,14 @@ class CampaignViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSe
         return Campaign.objects.filter(trial=self.get_trial()).order_by("name")
 
     def perform_create(self, serializer: CampaignSerializer) -> None:
+        self.check_write()
         with transaction.atomic():
             obj = serializer.save(trial=self.get_trial(), created_by=self.request.user)
             record_edit(obj, actor=self.request.user, before=None)
             audit_raters(obj, by=self.request.user, before=[])
 
     def perform_update(self, serializer: CampaignSerializer) -> None:
+        self.check_write()
         with transaction.atomic():
             before = stored_snapshot(serializer.instance)
             raters_before = rater_names(serializer.instance)
@@ -201,6 +203,7 @@ class CampaignViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSe
     @extend_schema(request=None, responses={200: KEY_ROW})
     @action(detail=True, methods=["get"])
     def key(self, request: Request, trial_slug: str, pk: int) -> Response:
-        """The unblinded key (coordinators and statisticians): per rater item its case, the
-        sources, whether the sides were swapped, the values and times."""
-        return Response(key_rows(self.get_object()))
+        """The unblinded key (coordinators and statisticians), once the trial is locked: per
+        rater item its case, the sources, whether the sides were swapped, the values and times.
+        Each reveal is audited; 409 before the lock."""
+        return Response(reveal_key(self.get_object(), by=request.user))

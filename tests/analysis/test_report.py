@@ -93,8 +93,10 @@ def test_build_report_writes_every_output(world, tmp_path) -> None:
     assert "data dictionary" in sheets
     dictionary = sheets["data dictionary"]
     assert not (dictionary.description == "(not documented)").any()
-    assert len(dictionary) == sum(len(sheets[t].columns) for t in
-                                  ("cases", "readings", "ratings", "long"))
+    # a row per column, then the formula-injection note on every text cell
+    assert len(dictionary) == 1 + sum(len(sheets[t].columns) for t in
+                                      ("cases", "readings", "ratings", "long"))
+    assert dictionary.iloc[-1].description == datasets.NEUTRALISATION_NOTE
 
 
 def test_snapshot_hash_is_over_the_exported_csvs(world, tmp_path) -> None:

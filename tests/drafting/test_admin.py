@@ -279,3 +279,51 @@ def test_the_key_is_never_shown_only_whether_its_variable_is_set(world: World,
     assert "<code>CXR_MODEL_KEY</code> is <strong>set</strong>" in client.get(edit).content.decode()
     monkeypatch.delenv("CXR_MODEL_KEY")
     assert "is <strong>not set</strong>" in client.get(edit).content.decode()
+
+
+# --- prompt templates: only the documented placeholders (security issue 18) ----------------
+
+@pytest.mark.parametrize(("template", "quoted"), [
+    ("Report {age.foo}.", "{age.foo}"),
+    ("Report {age[a]}.", "{age[a]}"),
+    ("Report {age:>50000000}.", "{age:&gt;50000000}"),
+    ("Report {weight}.", "{weight}"),
+    ("Report {age.", "Malformed placeholder"),
+], ids=["attribute", "index", "width", "unknown", "unbalanced"])
+def test_the_endpoint_form_refuses_a_template_with_anything_but_a_documented_placeholder(
+    world: World, template: str, quoted: str
+) -> None:
+    client = world.client("coordinator")
+    change = reverse("admin:drafting_modelendpoint_change", args=[world.endpoint.pk])
+    edited = client.post(change, endpoint_form(world.endpoint, prompt_template=template))
+    added = client.post(reverse("admin:drafting_modelendpoint_add"), {
+        **endpoint_form(world.endpoint, name="Hosted", active=False, prompt_template=template),
+        "trial": world.trial.pk,
+    })
+    for response in (edited, added):
+        assert response.status_code == 200  # the form again, with the reason; never a 500
+        html = response.content.decode()
+        assert "errorlist" in html and quoted in html, html[:2000]
+    world.endpoint.refresh_from_db()
+    assert world.endpoint.prompt_template != template
+    assert ModelEndpoint.objects.filter(trial=world.trial).count() == 1
+
+
+# --- a done draft with a warning (security issue 12) ----------------------------------------
+
+def test_a_drafts_warning_is_shown_in_the_list_on_its_page_and_filters(world: World) -> None:
+    warning = ("The model's reply has no FINDINGS or IMPRESSION header: all of it was put in "
+               "FINDINGS, and IMPRESSION is empty. WARNING-END")
+    client = world.client("coordinator")
+    changelist = reverse("admin:drafting_draft_changelist")
+    assert "draft-warning" not in client.get(changelist).content.decode()
+    Draft.objects.filter(pk=world.draft.pk).update(warning=warning)
+    listing = client.get(changelist).content.decode()
+    page = client.get(reverse("admin:drafting_draft_change",
+                              args=[world.draft.pk])).content.decode()
+    assert "draft-warning" in listing and "no FINDINGS or IMPRESSION header" in listing
+    assert "WARNING-END" not in listing  # truncated in the list, whole on the page
+    assert "draft-warning" in page and "WARNING-END" in page
+    with_warning = client.get(changelist, {"warning": "yes"}).content.decode()
+    without = client.get(changelist, {"warning": "no"}).content.decode()
+    assert world.case.case_id in with_warning and world.case.case_id not in without

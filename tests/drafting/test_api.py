@@ -197,3 +197,59 @@ def test_the_key_value_never_leaves_the_server(world: World, monkeypatch, tmp_pa
                  stdout=io.StringIO())
     schema = json.loads(out.read_text())["components"]["schemas"]["ModelEndpoint"]
     assert [k for k in schema["properties"] if "key" in k] == ["api_key_env"]
+
+
+# --- prompt templates: only the documented placeholders (security issue 18) ----------------
+
+# template -> what the 400's message quotes
+BAD_TEMPLATES = {
+    "attribute": ("Report {age.foo}.", "{age.foo}"),  # was a 500 (AttributeError)
+    "dunder": ("Report {age.__class__.__mro__}.", "{age.__class__.__mro__}"),
+    "index": ("Report {age[a]}.", "{age[a]}"),  # was a 500 (TypeError)
+    "width": ("Report {age:>50000000}.", "{age:>50000000}"),  # was a 50 MB prompt
+    "nested width": ("Report {age:>{history}}.", "{age:>{history}}"),
+    "conversion": ("Report {age!r}.", "{age!r}"),
+    "positional": ("Report {} {0}.", "{}"),
+    "unknown": ("Report {weight}.", "{weight}"),
+    "unbalanced": ("Report {age.", "Malformed placeholder"),
+    "stray brace": ("Report } {age}.", "Malformed placeholder"),
+}
+
+
+@pytest.mark.parametrize(("template", "quoted"), BAD_TEMPLATES.values(), ids=BAD_TEMPLATES.keys())
+def test_a_template_with_anything_but_a_documented_placeholder_is_a_400_with_the_reason(
+    world: World, template: str, quoted: str
+) -> None:
+    client = as_(world, "coordinator")
+    created = client.post(f"{A}/model-endpoints/", {
+        "name": "Hosted", "backend": "demo", "active": False, "prompt_template": template,
+    }, format="json")
+    edited = client.patch(f"{A}/model-endpoints/{world.endpoint.pk}/",
+                          {"prompt_template": template}, format="json")
+    for response in (created, edited):
+        assert response.status_code == 400, response.content[:300]
+        (message,) = response.json()["prompt_template"]
+        assert quoted in message and "{" in message and len(message) < 400, message
+    assert ModelEndpoint.objects.filter(trial=world.trial).count() == 1
+    world.endpoint.refresh_from_db()
+    assert world.endpoint.prompt_template != template
+
+
+def test_a_template_with_the_documented_placeholders_and_escaped_braces_is_accepted(
+    world: World
+) -> None:
+    template = "Answer as {{\"findings\": ...}}. Age {age}, sex {sex}. History: {history}"
+    response = as_(world, "coordinator").patch(
+        f"{A}/model-endpoints/{world.endpoint.pk}/", {"prompt_template": template},
+        format="json")
+    assert response.status_code == 200 and response.json()["prompt_template"] == template
+
+
+# --- a done draft with a warning (security issue 12) ----------------------------------------
+
+def test_a_draft_carries_its_warning(world: World) -> None:
+    warning = "The model's reply has no FINDINGS or IMPRESSION header."
+    Draft.objects.filter(pk=world.draft.pk).update(warning=warning)
+    client = as_(world, "coordinator")
+    assert client.get(f"{A}/drafts/{world.draft.pk}/").json()["warning"] == warning
+    assert [d["warning"] for d in client.get(f"{A}/drafts/").json()["results"]] == [warning]

@@ -135,6 +135,24 @@ def test_retry_failed_with_the_broker_down_counts_the_draft_as_not_sent(site, en
     assert AuditEvent.objects.filter(action="draft.retried").count() == 1
 
 
+NO_HEADERS = "The lungs are clear. Heart size is normal. No effusion."
+
+
+def test_generate_drafts_counts_and_lists_done_drafts_with_a_warning(
+        site, endpoint, fake_model, tmp_path) -> None:
+    cases = sorted(add_cases(site, tmp_path, 2), key=lambda c: c.case_id)
+    fake_model.script([Reply(content=NO_HEADERS)])  # the first case's reply has no headers
+    out, _ = run("generate_drafts", "--trial", "cxr", "--wait")
+    assert "Summary: 2 done (1 with a warning), 0 failed, 0 still queued or running." in out
+    warned = Draft.objects.get(warning__gt="")
+    assert (warned.status, warned.findings, warned.impression) == (
+        Draft.Status.DONE, NO_HEADERS, "")
+    assert "Done with a warning" in out
+    assert f"  {warned.case.case_id}: The model's reply has no FINDINGS or IMPRESSION header" in (
+        out)
+    assert {d.case_id for d in Draft.objects.all()} == {c.pk for c in cases}
+
+
 def test_no_active_endpoint_is_a_command_error(site, tmp_path) -> None:
     add_cases(site, tmp_path, 1)
     _, error = run_failing("generate_drafts", "--trial", "cxr")
@@ -242,3 +260,22 @@ def test_the_api_key_is_sent_but_never_printed(site, endpoint, fake_model, tmp_p
     assert "API key:     from $CXR_TEST_MODEL_KEY (set here)" in printed
     assert SECRET not in printed
     assert [r.headers["Authorization"] for r in fake_model.requests] == [f"Bearer {SECRET}"] * 3
+
+
+def test_check_model_warns_and_says_no_ok_when_the_reply_has_no_headers(endpoint,
+                                                                        fake_model) -> None:
+    fake_model.default = Reply(content=NO_HEADERS)
+    out, _ = run("check_model", "--trial", "cxr")
+    assert "Parsed IMPRESSION:\n  (empty)" in out
+    assert "WARNING: The model's reply has no FINDINGS or IMPRESSION header" in out
+    assert "OK: the endpoint answers" not in out
+
+
+def test_check_model_refuses_an_invalid_stored_template_without_formatting_it(endpoint,
+                                                                              fake_model) -> None:
+    # Saved before templates were checked (``update`` skips ``clean``).
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(prompt_template="{age:>50000000}")
+    _, error = run_failing("check_model", "--trial", "cxr")
+    assert error.startswith("The endpoint's prompt template is invalid: Placeholder "
+                            "{age:>50000000} has a format specification")
+    assert fake_model.requests == []

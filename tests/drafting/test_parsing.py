@@ -2,7 +2,7 @@
 
 import pytest
 
-from drafting.parsing import UnparseableReply, parse_report
+from drafting.parsing import UnparseableReply, parse_report, report_warning
 
 
 def test_reference_one_line_format() -> None:
@@ -71,3 +71,17 @@ def test_the_words_findings_and_impression_inside_sentences_are_not_headers() ->
     assert parse_report(reply) == (
         "No acute findings; the overall impression is of clear lungs.", "Normal chest."
     )
+
+
+@pytest.mark.parametrize(("reply", "warning"), [
+    ("FINDINGS: Clear lungs.\nIMPRESSION: Normal chest.", ""),
+    ("The lungs are clear.\nImpression: Normal chest.", ""),
+    ("The lungs are clear. Heart size is normal.",
+     "The model's reply has no FINDINGS or IMPRESSION header: all of it was put in FINDINGS, "
+     "and IMPRESSION is empty."),
+    ("FINDINGS: Clear lungs.\r\nIMPRESSION:", "The model's reply has no IMPRESSION text: "
+                                             "IMPRESSION is empty."),
+    ("IMPRESSION: Normal chest.", "The model's reply has no FINDINGS text: FINDINGS is empty."),
+], ids=["both", "impression-only-header", "no-headers", "empty-impression", "no-findings"])
+def test_a_report_missing_a_section_gets_a_warning(reply: str, warning: str) -> None:
+    assert report_warning(reply, *parse_report(reply)) == warning

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from drafting import limits, queue, run, tasks
 from drafting.backends import DEMO_MODEL
-from drafting.models import Draft
+from drafting.models import Draft, ModelEndpoint
 from drafting.preprocess import model_png
 from drafting.tasks import generate_draft
 from tests.support.draft_world import DraftWorld, dead_url, draft_world, imported_case
@@ -113,8 +113,33 @@ def test_a_done_draft_stores_report_usage_timings_and_config(world, fake_model) 
     assert 100 <= draft.model_latency_ms <= draft.total_latency_ms
     assert draft.fingerprint == world.endpoint.fingerprint
     assert draft.config == world.endpoint.config()
-    assert (draft.claim, draft.lease_until, draft.error) == ("", None, "")
+    assert (draft.claim, draft.lease_until, draft.error, draft.warning) == ("", None, "", "")
     assert draft.finished_at is not None
+
+
+def test_a_reply_without_headers_is_done_with_a_warning_audited(world, fake_model) -> None:
+    reply = "The lungs are clear. Heart size is normal."
+    fake_model.script([Reply(content=reply)])
+    assert run.run_draft(world.case.pk).status == Draft.Status.DONE
+    draft = draft_of(world)
+    assert (draft.findings, draft.impression) == (reply, "")
+    assert draft.warning == ("The model's reply has no FINDINGS or IMPRESSION header: all of it "
+                             "was put in FINDINGS, and IMPRESSION is empty.")
+    event = AuditEvent.objects.get(action="draft.done", object_id=str(draft.pk))
+    assert event.after["warning"] == draft.warning
+
+
+def test_an_invalid_template_saved_earlier_fails_the_draft_without_calling_the_model(
+        world, fake_model) -> None:
+    # Saved before templates were checked (``update`` skips ``clean``); never formatted now.
+    ModelEndpoint.objects.filter(pk=world.endpoint.pk).update(
+        prompt_template="History: {history.__class__}")
+    assert run.run_draft(world.case.pk).status == Draft.Status.FAILED
+    draft = draft_of(world)
+    assert draft.error == ("The endpoint's prompt template is invalid: Placeholder "
+                           "{history.__class__} has an attribute or index: write {history} "
+                           "alone.")
+    assert fake_model.requests == []
 
 
 # --- retries and failures ------------------------------------------------------------------

@@ -3,18 +3,23 @@
 The workers use the test's own PostgreSQL database (tests commit their data:
 ``transaction=True``) and media root, and call the fake chat-completions server the test
 starts. Two prefork workers (2 processes each) are shared by the module; the worker-killed
-test starts its own two solo workers (the task then runs in the process that is killed).
+tests start their own two solo workers (the task then runs in the process that is killed), one
+of them with a real ``celery beat``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,7 @@ from PIL import Image as PILImage
 from drafting.models import Draft, ModelEndpoint
 from drafting.queue import ensure_draft
 from drafting.tasks import generate_draft, queue_draft, send
-from tests.support.celery_helpers import celery_on_redis, celery_worker, wait_ready
+from tests.support.celery_helpers import ROOT, celery_on_redis, celery_worker, wait_ready
 from tests.support.factories import (
     CaseFactory,
     CriterionFactory,
@@ -289,3 +294,60 @@ def test_a_draft_whose_worker_was_killed_mid_call_is_finished_by_another_worker(
             draft = finished(case, Workers(queue, logs))
     assert (draft.status, draft.attempts, Draft.objects.filter(case=case).count(),
             len(fake_model.requests)) == ("done", 2, 1, 2)
+
+
+@contextlib.contextmanager
+def celery_beat(*, redis_url: str, log: Path, env: Mapping[str, str]) -> Iterator[None]:
+    """A real ``celery -A config beat`` with the settings' schedule (a fresh schedule file)."""
+    beat_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "REDIS_URL": redis_url,
+                "DEMO_MODE": "1", "DATA_DIR": str(log.parent / "beat-data"), **env}
+    beat_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
+             "--schedule", str(log.parent / "beat-schedule")],
+            cwd=ROOT, env=beat_env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_killed_workers_draft_is_taken_over_by_beats_check_within_a_minute_of_its_lease(
+    redis_url, worker_env, site, fake_model, tmp_path
+) -> None:
+    """Security issue 10: not Redis' redelivery (CELERY_VISIBILITY_TIMEOUT, an hour) but the
+    beat's takeover check, on the settings' own schedule, finishes the draft."""
+    url = redis_url.rsplit("/", 1)[0] + "/5"  # a Redis database of its own: the default
+    redis.Redis.from_url(url).flushdb()  # queue ("celery"), as beat and the sweep use it
+    endpoint_for(site, fake_model, timeout_s=3)  # lease: call start + 3 s + 1 s margin
+    fake_model.script([Reply(delay=30)])  # the first worker's call hangs until it is killed
+    case = enrolled_case(site, tmp_path, seed=8)
+    assert "CELERY_VISIBILITY_TIMEOUT" not in worker_env  # the default: 3600 s
+    logs = [tmp_path / name for name in ("killed.log", "survivor.log", "beat.log")]
+    with celery_on_redis(url), celery_beat(redis_url=url, log=logs[2], env=worker_env):
+        with celery_worker(redis_url=url, queue="celery", log=logs[0], name=unique("killed"),
+                           env=worker_env) as killed:
+            queue_draft(case)
+            fake_model.wait_for_requests(1, timeout=60)
+            killed.kill()
+            killed.wait()
+        lease = Draft.objects.get(case=case).lease_until
+        assert Draft.objects.get(case=case).status == Draft.Status.RUNNING
+        with celery_worker(redis_url=url, queue="celery", log=logs[1], name=unique("survivor"),
+                           env=worker_env):
+            draft = finished(case, Workers("celery", logs), timeout=120)
+    taken_over_s = fake_model.requests[1].at - lease.timestamp()
+    done_s = (draft.finished_at - lease).total_seconds()
+    print(f"lease ran out -> taken over (second model call) {taken_over_s:.1f} s, "
+          f"done {done_s:.1f} s (takeover check every {settings.DRAFT_TAKEOVER_SECONDS:g} s)")
+    assert (draft.status, draft.attempts, Draft.objects.filter(case=case).count(),
+            len(fake_model.requests)) == ("done", 2, 1, 2)
+    assert 0 < taken_over_s < done_s < 60, Workers("celery", logs).report()
+    assert "drafting.tasks.take_over_drafts" in logs[2].read_text()  # sent by beat

@@ -30,7 +30,7 @@ from tests.support.factories import (
     TrialFactory,
     UserFactory,
 )
-from trial.models import AuditEvent, Membership, Role
+from trial.models import AuditEvent, Membership, Role, Trial
 
 ROLES = ("anonymous", "reader", "senior", "owner", "other_rater", "outsider_rater",
          "statistician", "coordinator", "other_coordinator", "superuser")
@@ -197,7 +197,7 @@ TABLE: list[Row] = [
     *rows("POST", CAMPAIGNS + "{draft}/close/", coord(409)),
     *rows("GET", CAMPAIGNS + "{open}/reports/", coord(200)),
     *rows("POST", CAMPAIGNS + "{open}/reports/", coord(400), body=CSV_BODY),  # prospective
-    *rows("GET", CAMPAIGNS + "{open}/key/", coord_stat(200)),
+    *rows("GET", CAMPAIGNS + "{open}/key/", coord_stat(409)),  # revealed at the final lock
     # --- admin -------------------------------------------------------------------------------
     *rows("GET", ADMIN, {**coord(200), "other_coordinator": 200}, kind="admin"),
     *rows("GET", ADMIN + "add/", {**coord(200), "other_coordinator": 200}, kind="admin"),
@@ -289,7 +289,9 @@ def test_the_table_covers_every_rating_and_campaign_route() -> None:
 
 
 def test_the_forbidden_words_are_really_there_for_the_coordinator(world: World) -> None:
-    """Positive control: the unblinded key and the report review do name the sources."""
+    """Positive control: the unblinded key (after the lock) and the report review do name the
+    sources."""
+    Trial.objects.filter(slug=world.slug).update(status=Trial.Status.LOCKED)
     key = call(world, "coordinator", "GET",
                CAMPAIGNS.format(**world.ids) + f"{world.ids['open']}/key/").json()
     assert {row["report_source"] for row in key} >= {"ai_assisted", "scp"}
@@ -309,3 +311,22 @@ def test_a_refused_upload_lists_its_problems(world: World) -> None:
     assert response.status_code == 400
     assert response.json()["problems"] == [
         "reports are imported into retrospective campaigns only"]
+
+
+def test_the_key_is_revealed_only_after_the_lock_and_each_reveal_is_audited(world: World) -> None:
+    """Hole 1 of the security audit: the unblinded key is shown only once the trial is
+    finally locked, and every look at it (API or admin) is an audit event with who and when."""
+    url = CAMPAIGNS.format(**world.ids) + f"{world.ids['open']}/key/"
+    before = call(world, "statistician", "GET", url)
+    assert before.status_code == 409 and "locked" in before.json()["detail"]
+    admin_page = call(world, "coordinator", "GET", "/admin/rating/rateritem/").content.decode()
+    assert "ai_assisted" not in admin_page and "0 unblinded" not in admin_page
+    assert not AuditEvent.objects.filter(action="campaign.key_viewed").exists()
+    Trial.objects.filter(slug=world.slug).update(status=Trial.Status.LOCKED)
+    assert call(world, "statistician", "GET", url).status_code == 200
+    assert "ai_assisted" in call(world, "coordinator", "GET",
+                                 "/admin/rating/rateritem/").content.decode()
+    viewers = AuditEvent.objects.filter(action="campaign.key_viewed").values_list(
+        "actor__username", flat=True)
+    assert set(viewers) == {world.users["statistician"].username,
+                            world.users["coordinator"].username}

@@ -223,7 +223,9 @@ def test_orders_and_sides_are_balanced_over_many_raters():
         swapped = sum(ri.swapped for ri in theirs)
         assert abs(swapped - (len(theirs) - swapped)) <= 1
         mean = statistics.mean(ri.position for ri in theirs)
-        assert abs(mean - (cases + 1) / 2) <= 5, mean  # sd of the mean here is ~1.4
+        # sd of the mean here is ~1.37 (uniform 1..30 over 40 raters); over 30 items 4.7 sd
+        # keeps a false alarm near 1e-4 per run (3.6 sd failed about 1% of runs).
+        assert abs(mean - (cases + 1) / 2) <= 6.5, mean
     # orders really differ between raters (not one shared shuffle)
     orders = {tuple(ri.item_id for ri in sorted(mine, key=lambda r: r.position))
               for mine in by_rater.values()}

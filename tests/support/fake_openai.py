@@ -37,6 +37,7 @@ class Request:
     headers: dict[str, str]
     body: dict | None
     raw: bytes
+    at: float = 0.0  # time.time() when it arrived
 
 
 class FakeOpenAI:
@@ -91,7 +92,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw)
             except ValueError:
                 body = None
-            fake.requests.append(Request(self.path, dict(self.headers.items()), body, raw))
+            fake.requests.append(Request(self.path, dict(self.headers.items()), body, raw,
+                                         at=time.time()))
             reply = fake._next()
             fake._enter()
             try:

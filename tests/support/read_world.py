@@ -36,7 +36,7 @@ def build_read_world(folder: Path, *, cases: int = 2, endpoint: bool = True,
     for _ in range(2):
         MembershipFactory(trial=trial, role=Role.READER, site=site)
     senior = MembershipFactory(trial=trial, role=Role.SENIOR, site=site)
-    generate_list(trial, by=coordinator, seed=7)
+    generate_list(trial, by=coordinator, seed_source=lambda: 7)
     allocate_all(trial, by=coordinator)
     if endpoint:
         ModelEndpoint.objects.create(trial=trial, name="demo", backend=ModelEndpoint.Backend.DEMO)

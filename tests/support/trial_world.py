@@ -102,7 +102,7 @@ def build_world(*, staff_roles: bool = False) -> World:
         bits_stored=12, photometric="MONOCHROME2", transfer_syntax="1.2.840.10008.1.2.1",
         file_size=1000, sha256="0" * 64, synthetic=True, import_job=job,
     )
-    rlist = randomization.generate_list(trial, by=coordinator, seed=SEED)
+    rlist = randomization.generate_list(trial, by=coordinator, seed_source=lambda: SEED)
     slot = randomization.allocate(members[Role.READER], by=coordinator)
     assignment = Assignment.objects.create(case=case, reader=members[Role.READER], arm=slot.arm,
                                            position=1, assigned_by=coordinator)

@@ -76,7 +76,9 @@ def test_a_superuser_creates_a_trial_and_it_is_audited(world: World) -> None:
 
 
 def test_trial_design_is_validated_by_the_model(world: World) -> None:
-    response = as_(world, "coordinator").patch(f"{A}/", {"block_sizes": [3]}, format="json")
+    """In set-up (trial B: no list yet); trial A's design is frozen (``test_integrity``)."""
+    response = as_(world, "other_coordinator").patch("/api/trials/trial-b/",
+                                                     {"block_sizes": [3]}, format="json")
     assert response.status_code == 400 and "block_sizes" in response.json()
 
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from tests.support.trial_world import SEED, World, build_world
 from tests.trial.test_admin_access import PAGES
 from tests.trial.test_api_access import GETS, fill
-from trial.models import AllocationSlot
+from trial.models import AllocationSlot, RandomizationList
 
 ARM_CODE = re.compile(r"(?<![\w-])(ai_assisted|scp)(?![\w-])")
 FIELD_LABELS = ("Ratio scp",)  # the Trial form's label of ``ratio_scp``, not an arm
@@ -96,13 +96,16 @@ def test_api_allocation_table_and_members_show_exactly_the_allocated_arm(world) 
     assert summary["slots"]["allocated"] == 1
 
 
-def test_a_seed_given_to_the_api_is_not_echoed(world: World) -> None:
+def test_a_seed_given_to_the_api_is_refused(world: World) -> None:
+    """Hole 2 of the security audit: ``{"seed": 42}`` made a list anybody could recompute."""
     client = APIClient()
     client.force_authenticate(world.users["other_coordinator"])
     response = client.post("/api/trials/trial-b/randomization/generate/",
                            {"seed": 424242424242}, format="json")
+    assert response.status_code == 400
+    assert "draws the seed" in response.json()["seed"][0]
+    assert not RandomizationList.objects.filter(trial__slug="trial-b").exists()
+    response = client.post("/api/trials/trial-b/randomization/generate/", {}, format="json")
     assert response.status_code == 201
-    assert "424242424242" not in response.content.decode()
-    assert arm_values(response.json()) == []
-    audit = client.get("/api/trials/trial-b/audit/").content.decode()
-    assert "424242424242" not in audit
+    assert arm_values(response.json()) == [] and "seed" not in response.json()
+    assert RandomizationList.objects.get(trial__slug="trial-b").seed != 424242424242

@@ -24,7 +24,7 @@ def allocated_trial(readers: int = 6, **fields) -> Trial:
     for i in range(readers):
         MembershipFactory(trial=trial, role=Role.READER, site=site, user__username=f"rd{i}")
     coordinator = UserFactory()
-    rz.generate_list(trial, by=coordinator, seed=1)
+    rz.generate_list(trial, by=coordinator, seed_source=lambda: 1)
     rz.allocate_all(trial, by=coordinator)
     return trial
 
@@ -109,7 +109,7 @@ def test_same_site_assignment_keeps_cases_at_their_site(db) -> None:
         MembershipFactory.create_batch(4, trial=trial, role=Role.READER, site=site)
         enrolled(trial, 6, site=site)
     coordinator = UserFactory()
-    rz.generate_list(trial, by=coordinator, seed=3)
+    rz.generate_list(trial, by=coordinator, seed_source=lambda: 3)
     rz.allocate_all(trial, by=coordinator)
     assign_cases(trial, by=coordinator, seed=3)
     rows = Assignment.objects.select_related("case", "reader")

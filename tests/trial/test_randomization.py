@@ -44,7 +44,10 @@ def test_the_same_seed_gives_the_same_sequence_and_another_seed_another(db) -> N
 
 
 def generate(trial: Trial, user, seed=None, **kwargs) -> RandomizationList:
-    return rz.generate_list(trial, by=user, seed=seed, **kwargs)
+    """A list from a known seed (the injected generator), or from a drawn one (None)."""
+    if seed is not None:
+        kwargs["seed_source"] = lambda: seed
+    return rz.generate_list(trial, by=user, **kwargs)
 
 
 def test_commitment_is_sha256_of_seed_and_sequence(db) -> None:

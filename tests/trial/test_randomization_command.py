@@ -1,5 +1,6 @@
 """``manage.py randomize_readers``: makes the list if needed, allocates, prints only allocations."""
 
+import hashlib
 import io
 
 import pytest
@@ -25,7 +26,7 @@ def run(**options) -> str:
 
 
 def test_generates_allocates_and_prints_the_table(trial) -> None:
-    out = run(trial="cxr", seed=123456789)
+    out = run(trial="cxr")
     assert AllocationSlot.objects.filter(membership__isnull=False).count() == 4
     for i in range(4):
         assert f"reader{i}" in out
@@ -35,8 +36,7 @@ def test_generates_allocates_and_prints_the_table(trial) -> None:
 
 
 def test_never_prints_the_seed_or_a_free_slot(trial) -> None:
-    out = run(trial="cxr", seed=123456789)
-    assert "123456789" not in out
+    out = run(trial="cxr")
     rl = RandomizationList.objects.get(trial=trial)
     assert str(rl.seed) not in out
     assert out.count("#") == 4  # one slot per allocated reader, none of the 8 free ones
@@ -59,7 +59,9 @@ def test_imports_a_csv_list(trial, tmp_path) -> None:
     run(trial="cxr", list=str(path))
     arms = AllocationSlot.objects.order_by("position").values_list("arm", flat=True)
     assert list(arms) == ["scp", "scp", "ai_assisted", "ai_assisted"]
-    assert RandomizationList.objects.get(trial=trial).source_name == "list.csv"
+    rlist = RandomizationList.objects.get(trial=trial)
+    assert rlist.source_name == "list.csv" and rlist.seed is None
+    assert rlist.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_an_invalid_csv_list_is_a_command_error(trial, tmp_path) -> None:
@@ -76,7 +78,7 @@ def test_an_unknown_trial_is_a_command_error(trial) -> None:
 
 
 def test_nothing_to_do_is_a_command_error(trial) -> None:
-    run(trial="cxr", seed=1)
+    run(trial="cxr")
     with pytest.raises(CommandError, match="nothing to do"):
         run(trial="cxr")
 
@@ -96,11 +98,22 @@ def test_an_exhausted_list_still_prints_what_was_allocated(db, tmp_path) -> None
     assert "Allocated 2 reader(s) now" in out.getvalue()
 
 
-def test_a_seed_for_a_trial_that_has_a_list_is_refused(trial) -> None:
-    run(trial="cxr", seed=1)
+def test_nobody_chooses_the_seed(trial) -> None:
+    """Hole 2 of the security audit: a chosen seed makes a list anybody can recompute."""
+    with pytest.raises(CommandError, match="unrecognized arguments: --seed"):
+        call_command("randomize_readers", "--trial", "cxr", "--seed", "42")
+    assert not RandomizationList.objects.exists()
+    run(trial="cxr")
+    assert RandomizationList.objects.get(trial=trial).seed != 42
+
+
+def test_a_list_for_a_trial_that_has_one_is_refused(trial, tmp_path) -> None:
+    run(trial="cxr")
     MembershipFactory(trial=trial, role=Role.READER)
+    path = tmp_path / "list.csv"
+    path.write_text("position,arm\n1,scp\n2,ai_assisted\n")
     with pytest.raises(CommandError, match="already has its randomisation list"):
-        run(trial="cxr", seed=2)
+        run(trial="cxr", list=str(path))
 
 
 def test_without_a_single_coordinator_by_is_required(db) -> None:

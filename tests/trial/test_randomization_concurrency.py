@@ -45,7 +45,7 @@ def test_double_click_on_one_reader_allocates_it_once() -> None:
     trial = TrialFactory()
     reader = MembershipFactory(trial=trial, role=Role.READER)
     users = UserFactory.create_batch(THREADS)
-    rz.generate_list(trial, by=users[0], seed=3)
+    rz.generate_list(trial, by=users[0], seed_source=lambda: 3)
     results = run_together([
         lambda u=u: rz.allocate(Membership.objects.get(pk=reader.pk), by=u) for u in users
     ])
@@ -61,7 +61,7 @@ def test_readers_allocated_at_once_take_distinct_slots_in_sequence_order() -> No
     trial = TrialFactory()
     readers = MembershipFactory.create_batch(THREADS, trial=trial, role=Role.READER)
     by = UserFactory()
-    rl = rz.generate_list(trial, by=by, seed=5)
+    rl = rz.generate_list(trial, by=by, seed_source=lambda: 5)
     results = run_together([
         lambda r=r: rz.allocate(Membership.objects.get(pk=r.pk), by=by) for r in readers
     ])
@@ -77,7 +77,7 @@ def test_two_coordinators_running_allocate_all_at_once_allocate_each_reader_once
     trial = TrialFactory()
     readers = MembershipFactory.create_batch(6, trial=trial, role=Role.READER)
     a, b = UserFactory.create_batch(2)
-    rz.generate_list(trial, by=a, seed=9)
+    rz.generate_list(trial, by=a, seed_source=lambda: 9)
     results = run_together([lambda: rz.allocate_all(trial, by=a),
                             lambda: rz.allocate_all(trial, by=b)])
     slots = [s for r in results if isinstance(r, list) for s in r]

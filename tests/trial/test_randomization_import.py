@@ -135,6 +135,6 @@ def test_a_file_that_is_not_utf8_is_refused(trial) -> None:
 
 
 def test_an_import_is_refused_when_the_trial_has_a_list(trial) -> None:
-    rz.generate_list(trial, by=UserFactory(), seed=1)
+    rz.generate_list(trial, by=UserFactory(), seed_source=lambda: 1)
     with pytest.raises(rz.ListAlreadyExists):
         rz.import_list(trial, io.StringIO(GOOD), by=UserFactory())

@@ -17,6 +17,7 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from trial import lifecycle
 from trial.changes import record_edit, stored_snapshot
 from trial.errors import ServiceError
 from trial.models import Membership, Site, Trial
@@ -135,11 +136,16 @@ class TrialScopedAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may_coordinate(request, None)
 
+    def _frozen(self, obj: models.Model | None) -> bool:
+        """A locked trial's records are shown, never changed (``trial.lifecycle``)."""
+        trial_id = self.trial_id_of(obj) if obj is not None else None
+        return trial_id is not None and lifecycle.is_locked(trial_id)
+
     def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return self._may(request, obj)
+        return self._may(request, obj) and not self._frozen(obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return self._may(request, obj)
+        return self._may(request, obj) and not self._frozen(obj)
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs: Any):
         choices = scoped_choices(db_field.related_model, request)
@@ -148,12 +154,18 @@ class TrialScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: models.Model, form, change: bool) -> None:
+        trial_id = self.trial_id_of(obj)
+        if trial_id is not None:
+            lifecycle.check_writable(trial_id, "The trial's records")
         before = stored_snapshot(obj) if change else None
         super().save_model(request, obj, form, change)
         if self.audited:
             record_edit(obj, actor=request.user, before=before)
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
+        trial_id = self.trial_id_of(obj)
+        if trial_id is not None:
+            lifecycle.check_writable(trial_id, "The trial's records")
         if self.audited:
             record_edit(obj, actor=request.user, before=stored_snapshot(obj), deleted=True)
         super().delete_model(request, obj)
@@ -195,14 +207,24 @@ class ScopedInline(admin.TabularInline):
     def _may(self, request: HttpRequest, obj: Trial | None) -> bool:
         return may_coordinate(request, obj.pk if obj is not None else None)
 
+    def _editable(self, obj: Trial | None) -> bool:
+        """Rows of a locked trial never change (``frozen_after_setup``: not after set-up)."""
+        if obj is None or obj.pk is None:
+            return True
+        if self.frozen_after_setup:
+            return not lifecycle.design_frozen(obj) and obj.status == Trial.Status.SETUP
+        return not lifecycle.is_locked(obj)
+
+    frozen_after_setup = False
+
     def has_view_permission(self, request: HttpRequest, obj: Trial | None = None) -> bool:
         return self._may(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Trial | None = None) -> bool:
-        return self._may(request, obj)
+        return self._may(request, obj) and self._editable(obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Trial | None = None) -> bool:
-        return self._may(request, obj)
+        return self._may(request, obj) and self._editable(obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Trial | None = None) -> bool:
-        return self._may(request, obj)
+        return self._may(request, obj) and self._editable(obj)

@@ -7,15 +7,18 @@ only, and a membership shows its arm only once allocated (``Membership.arm``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from trial import randomization
+from trial import lifecycle, people, randomization
 from trial.changes import record_edit, stored_snapshot
+from trial.errors import ServiceError
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
 from trial.permissions import is_superuser
 
@@ -24,7 +27,8 @@ from .base import ScopedInline, TrialScopedAdmin, arm_html, for_each, may_coordi
 from .imports import import_urls
 from .tools import Tool, ToolsMixin
 
-# Fields fixed once a randomisation list exists (the list was built from them).
+# Fields of the "Arms and randomisation" section; those in ``lifecycle.FROZEN_DESIGN`` are
+# fixed once the trial leaves set-up or has its randomisation list.
 DESIGN_FIELDS = ("ratio_ai_assisted", "ratio_scp", "block_sizes", "stratify_by_site")
 
 
@@ -35,7 +39,41 @@ class SiteInline(ScopedInline):
 
 class CriterionInline(ScopedInline):
     model = EligibilityCriterion
+    frozen_after_setup = True  # cases are screened against them
     fields = ("kind", "code", "text", "order")
+
+
+class TrialForm(forms.ModelForm):
+    """The status offers only the moves the trial's state machine allows (forward)."""
+
+    class Meta:
+        model = Trial
+        fields = ("name", "status")  # the admin adds its fieldsets' fields
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("status")
+        if field is None:
+            return
+        current = self.instance.status if self.instance.pk else Trial.Status.SETUP
+        allowed = {current, *lifecycle.next_statuses(current)}
+        field.choices = [(v, label) for v, label in Trial.Status.choices if v in allowed]
+        field.help_text = ("One way: set-up, enrolling, reading, rating, locked. Locking is "
+                           "final and reveals the randomisation list and the unblinded keys.")
+
+    def clean_status(self) -> str:
+        wanted = self.cleaned_data["status"]
+        if self.instance.pk is None:
+            if wanted != Trial.Status.SETUP:
+                raise forms.ValidationError("A trial starts in set-up.")
+            return wanted
+        stored = Trial.objects.get(pk=self.instance.pk).status
+        if wanted != stored:
+            try:
+                lifecycle.check_transition(stored, wanted)
+            except ServiceError as exc:
+                raise forms.ValidationError(exc.message) from exc
+        return wanted
 
 
 @admin.register(Trial)
@@ -44,6 +82,7 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
     panels (``add_panel``) from their own admin modules; ``trial`` never imports them."""
 
     trial_path = None
+    form = TrialForm
     tools = trial_tools.TOOLS
     panels: tuple[str, ...] = ()  # names of read-only fields added by other apps
     audited = True
@@ -102,7 +141,7 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Trial | None = None):
         if obj is None:
             return ("randomization_summary", "allocation_table", *self.panels)
-        fixed = DESIGN_FIELDS if hasattr(obj, "randomization") else ()
+        fixed = lifecycle.FROZEN_DESIGN if lifecycle.design_frozen(obj) else ()
         # the slug is the trial's address (API URLs, image paths): fixed once created
         return ("slug", *fixed, "randomization_summary", "allocation_table", *self.panels)
 
@@ -147,6 +186,15 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
             body,
         )
 
+    def save_model(self, request: HttpRequest, obj: Trial, form, change: bool) -> None:
+        """A change of status goes through the state machine (audited), after the edit."""
+        wanted = obj.status
+        if change:
+            obj.status = Trial.objects.get(pk=obj.pk).status
+        super().save_model(request, obj, form, change)
+        if change and wanted != obj.status:
+            lifecycle.set_status(obj, wanted, by=request.user)
+
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         """Sites and criteria are set-up too: audit each inline row created, changed, deleted."""
         instances = formset.save(commit=False)
@@ -189,7 +237,26 @@ class MembershipAdmin(TrialScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):
         if obj is not None and obj.arm is not None:  # allocated: who and where are final
             return ("trial", "user", "role", "site", "allocated_arm")
+        if obj is not None:  # a new role is a new membership (``trial.people``)
+            return ("trial", "user", "role", "allocated_arm")
         return ("allocated_arm",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None):
+        if obj is not None:
+            try:
+                people.check_delete(obj)
+            except ServiceError:
+                return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        people.check_delete(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for member in queryset:  # each refusal says which membership and why
+            people.check_delete(member)
+        super().delete_queryset(request, queryset)
 
     @admin.display(description="arm")
     def allocated_arm(self, obj: Membership) -> str:

@@ -48,7 +48,9 @@ class ImportForm(forms.Form):
         self.fields["site"].queryset = trial.sites.all()
         self.fields["files"].help_text = (
             f"Select several files, or one zip (folders inside are read too); "
-            f"at most {settings.DICOM_MAX_FILE_MB} MB per file."
+            f"at most {settings.DICOM_MAX_FILE_MB} MB per file and "
+            f"{settings.DICOM_MAX_PIXELS / 1e6:g} megapixels per image. A zip that would "
+            f"expand past its limits is refused whole."
         )
 
     def clean_files(self) -> list:

@@ -14,7 +14,7 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from trial import randomization
+from trial import audit, randomization
 from trial.models import AuditEvent, RandomizationList, Trial
 
 from .base import ReadOnlyAdmin, arm_html
@@ -72,6 +72,16 @@ class RandomizationListAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: RandomizationList | None = None):
         return self.get_fields(request, obj)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None):
+        """Once the trial is locked the page reveals the seed and every slot: each view of
+        it is an audit event (who, when)."""
+        obj = self.get_object(request, object_id)
+        if obj is not None and obj.trial.status == Trial.Status.LOCKED:
+            audit.record(action="randomization.revealed", obj=obj, actor=request.user,
+                         trial=obj.trial, after={"shown": ["seed", "slots"]})
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="commitment")
     def short_commitment(self, obj: RandomizationList) -> str:

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from rest_framework.permissions import IsAuthenticated
 
+from trial import lifecycle
 from trial.changes import record_edit, stored_snapshot
 from trial.models import Role, Trial
 from trial.permissions import is_superuser, roles_of
@@ -47,20 +48,27 @@ class TrialScopedMixin:
 
 
 class AuditedWritesMixin:
-    """Create/update/delete of set-up records, each with its audit event, atomically."""
+    """Create/update/delete of set-up records, each with its audit event, atomically; never in
+    a locked trial (``check_write``)."""
+
+    def check_write(self) -> None:
+        lifecycle.check_writable(self.get_trial(), "The trial's records")
 
     def perform_create(self, serializer) -> None:
+        self.check_write()
         with transaction.atomic():
             obj = serializer.save(trial=self.get_trial())
             record_edit(obj, actor=self.request.user, before=None)
 
     def perform_update(self, serializer) -> None:
+        self.check_write()
         with transaction.atomic():
             before = stored_snapshot(serializer.instance)
             obj = serializer.save()
             record_edit(obj, actor=self.request.user, before=before)
 
     def perform_destroy(self, instance) -> None:
+        self.check_write()
         with transaction.atomic():
             record_edit(instance, actor=self.request.user, before=stored_snapshot(instance),
                         deleted=True)

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from trial import lifecycle
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
 from trial.permissions import has_role, roles_of
 
@@ -51,6 +52,9 @@ class TrialSerializer(serializers.ModelSerializer):
         return data
 
     def validate(self, attrs: dict) -> dict:
+        if self.instance is not None:  # a frozen design is a conflict (409), before any check
+            lifecycle.check_writable(self.instance, "The trial")
+            lifecycle.check_design_change(self.instance, attrs)
         trial = Trial(**{**self._current(), **attrs})
         try:
             trial.clean()

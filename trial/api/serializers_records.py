@@ -137,9 +137,19 @@ class RandomizationSerializer(serializers.Serializer):
 
 
 class GenerateSerializer(serializers.Serializer):
-    seed = serializers.IntegerField(required=False, allow_null=True, write_only=True,
-                                    help_text="Optional; never shown again.")
+    """The seed is drawn by the platform; a request that brings one is refused."""
+
     slots_per_stratum = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if "seed" in unknown:
+            raise serializers.ValidationError({"seed": (
+                "The platform draws the seed from the operating system's cryptographic "
+                "generator; nobody chooses it. Only its commitment is shown until the lock.")})
+        if unknown:
+            raise serializers.ValidationError({name: "Unknown field." for name in unknown})
+        return attrs
 
 
 class ImportListSerializer(serializers.Serializer):

@@ -44,7 +44,7 @@ class RandomizationView(TrialScopedMixin, GenericAPIView):
 
 
 class GenerateListView(TrialScopedMixin, GenericAPIView):
-    """Generate the list by permuted blocks (coordinators); a given seed is never echoed."""
+    """Generate the list by permuted blocks (coordinators) from a seed the platform draws."""
 
     serializer_class = GenerateSerializer
 
@@ -54,7 +54,7 @@ class GenerateListView(TrialScopedMixin, GenericAPIView):
         payload = self.get_serializer(data=request.data)
         payload.is_valid(raise_exception=True)
         rlist = randomization.generate_list(
-            self.get_trial(), by=request.user, seed=payload.validated_data.get("seed"),
+            self.get_trial(), by=request.user,
             slots_per_stratum=payload.validated_data.get("slots_per_stratum"),
         )
         return Response(RandomizationSerializer(rlist).data, status=status.HTTP_201_CREATED)

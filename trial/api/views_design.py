@@ -6,8 +6,10 @@ from django.db import transaction
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
+from trial import lifecycle, people
 from trial.changes import record_edit, stored_snapshot
-from trial.models import EligibilityCriterion, Membership, Role, Site
+from trial.errors import Conflict
+from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
 from trial.permissions import member_trials
 
 from .base import AuditedWritesMixin, TrialScopedMixin
@@ -35,15 +37,28 @@ class TrialViewSet(
         return member_trials(self.request.user).order_by("name")
 
     def perform_create(self, serializer) -> None:
+        if serializer.validated_data.get("status", Trial.Status.SETUP) != Trial.Status.SETUP:
+            raise Conflict("A trial starts in set-up; its status then moves forward one way.")
         with transaction.atomic():
             trial = serializer.save()
             record_edit(trial, actor=self.request.user, before=None)
 
     def perform_update(self, serializer) -> None:
+        """Status changes go through the trial's state machine; the rest is a set-up edit."""
+        trial = serializer.instance
+        lifecycle.check_writable(trial, "The trial")
+        data = dict(serializer.validated_data)
+        wanted = data.pop("status", None)
+        if wanted is not None and wanted != trial.status:
+            lifecycle.check_transition(trial.status, wanted)
+        lifecycle.check_design_change(trial, data)
         with transaction.atomic():
-            before = stored_snapshot(serializer.instance)
-            trial = serializer.save()
-            record_edit(trial, actor=self.request.user, before=before)
+            before = stored_snapshot(trial)
+            saved = serializer.save(status=Trial.objects.get(pk=trial.pk).status)
+            if data:
+                record_edit(saved, actor=self.request.user, before=before)
+            if wanted is not None:
+                lifecycle.set_status(saved, wanted, by=self.request.user)
 
 
 class SetUpViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):
@@ -73,6 +88,10 @@ class CriterionViewSet(SetUpViewSet):
     serializer_class = CriterionSerializer
     read_roles = ALL_ROLES
 
+    def check_write(self) -> None:
+        super().check_write()
+        lifecycle.check_criteria_editable(self.get_trial())
+
 
 class MemberViewSet(SetUpViewSet):
     """People and their roles: coordinators only. ``arm`` shows allocated readers only."""
@@ -82,3 +101,11 @@ class MemberViewSet(SetUpViewSet):
 
     def get_queryset(self):
         return super().get_queryset().select_related("user", "site", "allocation_slot")
+
+    def perform_update(self, serializer) -> None:
+        people.check_change(serializer.instance, serializer.validated_data)
+        super().perform_update(serializer)
+
+    def perform_destroy(self, instance: Membership) -> None:
+        people.check_delete(instance)
+        super().perform_destroy(instance)

@@ -4,12 +4,18 @@ Each file is imported in its own transaction (bytes written, then the row; on fa
 bytes are removed), so a bad file never leaves a half-imported case and a crash mid-import
 loses at most the file in hand. The trial row is locked per file: case numbering and the
 duplicate check stay correct when two imports run at once.
+
+Pixels are decoded once, here, within the limits of ``limits`` (a decompression bomb is refused
+from its header), and the viewer's files are made from them with the image: a web request
+never decodes. Zip members are extracted one at a time. A job that stops for any reason
+(an error, an interrupt) is marked failed, never left running, and its scratch files go.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +26,14 @@ from django.utils import timezone
 from pydicom.dataset import FileDataset
 
 from ..audit import record
+from ..lifecycle import check_writable
 from ..models import Case, Image, ImportJob, Site, Trial
 from .deid import deidentify, patient_age, patient_sex, remap_uid, salted_hash, to_bytes
 from .history import FIELDS, HistoryTable, load_history
-from .render import first_number
-from .sources import SourceFile, collect
+from .render import derived_dir, first_number
+from .sources import SourceFile, collect, extracted
 from .validate import DicomRejected, ValidDicom, validate_file
+from .viewer_pixels import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ def import_path(
     """
     if site.trial_id != trial.pk:
         raise ValueError(f"Site {site.code} belongs to another trial than {trial.slug}.")
+    check_writable(trial, "Images")  # a locked trial takes no new case
     actor = by if getattr(by, "is_authenticated", False) else None
     if job is None:
         job = ImportJob.objects.create(trial=trial, site=site, created_by=actor,
@@ -58,28 +67,33 @@ def import_path(
     _start(job)
     try:
         history = load_history(history_csv) if history_csv else None
-        with tempfile.TemporaryDirectory(prefix="cxr-import-") as tmp:
-            files = collect(Path(path), Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="cxr-import-") as tmp, \
+                collect(Path(path), Path(tmp)) as files:
             job.total = len(files)
             job.save(update_fields=["total"])
             if progress:
                 progress(0, job.total)
             for source in files:
-                entry = import_file(source, trial=trial, site=site, by=actor, job=job,
-                                    history=history)
+                with extracted(source, Path(tmp)) as ready:
+                    entry = import_file(ready, trial=trial, site=site, by=actor, job=job,
+                                        history=history)
                 _count(job, entry)
                 if progress:
                     progress(job.processed, job.total)
-    except Exception as exc:
-        job.status = ImportJob.Status.FAILED
-        job.error = str(exc)
-        job.finished_at = timezone.now()
-        job.save()
+    except BaseException as exc:  # an interrupt too: a stopped job must not stay "running"
+        _fail(job, exc)
         raise
     job.status = ImportJob.Status.DONE
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def _fail(job: ImportJob, exc: BaseException) -> None:
+    job.status = ImportJob.Status.FAILED
+    job.error = str(exc) or type(exc).__name__
+    job.finished_at = timezone.now()
+    job.save()
 
 
 def _start(job: ImportJob) -> None:
@@ -134,32 +148,49 @@ def _store(valid: ValidDicom, *, trial: Trial, site: Site, by, job: ImportJob | 
     salt = trial.deid_salt
     source_key = salted_hash(salt, str(ds.SOPInstanceUID))
     study_key = salted_hash(salt, str(ds.StudyInstanceUID))
-    stored: tuple | None = None
+    undo: list[Callable[[], object]] = []  # files written, removed if the row is not committed
     try:
         with transaction.atomic():
             Trial.objects.select_for_update().filter(pk=trial.pk).values_list("pk").get()
             existing = Image.objects.filter(source_key=source_key).select_related("case").first()
-            if existing is not None:
-                return "duplicate", existing.case.case_id
-            row = history.find(ds) if history else None
-            case = _case_for(ds, study_key=study_key, trial=trial, site=site, by=by, row=row)
-            age = patient_age(ds)
-            deidentify(ds, salt=salt, case_id=case.case_id, age=age)
-            data = to_bytes(ds)
-            image = _image(ds, data, case=case, source_key=source_key, job=job)
-            image.file.save(f"{ds.SOPInstanceUID}.dcm", ContentFile(data), save=False)
-            stored = (image.file.storage, image.file.name)
-            image.save()
-            record(action="image.imported", obj=image, actor=by, trial=trial, after={
-                "case": case.case_id, "sop_uid": image.sop_uid, "sha256": image.sha256,
-                "synthetic": image.synthetic, "import_job": job.pk if job else None,
-            })
+            if existing is None:
+                row = history.find(ds) if history else None
+                case = _case_for(ds, study_key=study_key, trial=trial, site=site, by=by, row=row)
+                age = patient_age(ds)
+                deidentify(ds, salt=salt, case_id=case.case_id, age=age)
+                data = to_bytes(ds)
+                image = _image(ds, data, case=case, source_key=source_key, job=job)
+                image.file.save(f"{ds.SOPInstanceUID}.dcm", ContentFile(data), save=False)
+                storage, name = image.file.storage, image.file.name
+                undo.append(lambda: storage.delete(name))
+                folder = derived_dir(image)
+                if not folder.exists():
+                    undo.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+                prepare(image, ds, valid.pixels)  # the viewer's files, from the decoded pixels
+                image.save()
+                record(action="image.imported", obj=image, actor=by, trial=trial, after={
+                    "case": case.case_id, "sop_uid": image.sop_uid, "sha256": image.sha256,
+                    "synthetic": image.synthetic, "import_job": job.pk if job else None,
+                })
     except BaseException:
-        if stored is not None:
-            storage, name = stored
-            storage.delete(name)
+        for step in reversed(undo):
+            step()
         raise
+    if existing is not None:
+        _prepare_earlier(existing)
+        return "duplicate", existing.case.case_id
     return "imported", case.case_id
+
+
+def _prepare_earlier(image: Image) -> None:
+    """Importing a file again makes the viewer's files of its image if it has none (imported
+    before they were made at import, or deleted); over the limits, it stays unviewable."""
+    try:
+        prepare(image)
+    except DicomRejected as exc:
+        logger.warning("Viewer files of image %s not made: %s", image.pk, exc.reason)
+    except Exception:  # the duplicate is still reported; the viewer refuses the image
+        logger.exception("Viewer files of image %s not made", image.pk)
 
 
 def _case_for(ds: FileDataset, *, study_key: str, trial: Trial, site: Site, by,

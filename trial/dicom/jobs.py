@@ -17,19 +17,26 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.text import get_valid_filename
 
+from ..lifecycle import check_writable
 from ..models import ImportJob, Site, Trial
 from ..tasks import queue_import
 
 
 def save_uploads(files: list) -> Path:
-    """Write the uploads under MEDIA_ROOT/incoming/<uuid>/; the import job deletes them."""
+    """Write the uploads under MEDIA_ROOT/incoming/<uuid>/; the import job deletes them.
+
+    If writing fails (a full disk, a dropped upload) the folder is removed at once."""
     folder = Path(settings.MEDIA_ROOT) / "incoming" / uuid.uuid4().hex
     folder.mkdir(parents=True)
-    for n, upload in enumerate(files, start=1):
-        name = get_valid_filename(Path(upload.name).name) or "upload"
-        with (folder / f"{n:05d}_{name}").open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
+    try:
+        for n, upload in enumerate(files, start=1):
+            name = get_valid_filename(Path(upload.name).name) or "upload"
+            with (folder / f"{n:05d}_{name}").open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
@@ -38,6 +45,7 @@ def start_import(files: list, *, trial: Trial, site: Site, by: Any) -> ImportJob
 
     Without a broker the import has run by the time this returns (refresh the job to see it).
     """
+    check_writable(trial, "Images")  # refused before anything is written
     folder = save_uploads(files)
     try:
         with transaction.atomic():

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import pydicom
 from django.conf import settings
 from PIL import Image as PILImage
 from pydicom.dataset import Dataset
@@ -22,17 +21,20 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
 from ..models import Image
+from .validate import load_pixels
 
 Window = tuple[float, float]
 
 
-def display_pixels(ds: Dataset, *, window: Window | None = None) -> np.ndarray:
+def display_pixels(ds: Dataset, *, window: Window | None = None,
+                   pixels: np.ndarray | None = None) -> np.ndarray:
     """8-bit greyscale pixels of the first frame; ``window`` = (centre, width) overrides the file.
 
     Without an override: the file's VOI LUT, else its first window, else the full range of
-    the modality-LUT output.
+    the modality-LUT output. ``pixels``: the data set's pixels if already decoded (e.g. by
+    ``validate.load_pixels``, within the import limits).
     """
-    arr = first_frame(ds)
+    arr = first_frame(ds, pixels)
     values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
     center, width = first_number(ds.get("WindowCenter")), first_number(ds.get("WindowWidth"))
     if window is not None:
@@ -48,9 +50,11 @@ def display_pixels(ds: Dataset, *, window: Window | None = None) -> np.ndarray:
     return 255 - out if inverted(ds) else out
 
 
-def first_frame(ds: Dataset) -> np.ndarray:
-    """The stored pixel values of the first frame (2-D; colour images are refused)."""
-    arr = ds.pixel_array
+def first_frame(ds: Dataset, pixels: np.ndarray | None = None) -> np.ndarray:
+    """The stored pixel values of the first frame (2-D; colour images are refused).
+
+    ``pixels``: the data set's pixels if already decoded (an import decodes them once)."""
+    arr = ds.pixel_array if pixels is None else pixels
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         arr = arr[0]
     if arr.ndim != 2:
@@ -143,8 +147,8 @@ def render_png(image: Image, *, window: Window | None = None,
     if target.exists():
         return target
     with image.file.open("rb") as fh:
-        ds = pydicom.dcmread(fh)
-        pixels = display_pixels(ds, window=window)
+        ds, decoded = load_pixels(fh)  # within the import limits (DicomRejected if over)
+    pixels = display_pixels(ds, window=window, pixels=decoded)
     picture = PILImage.fromarray(pixels)
     if max_size and max(picture.size) > max_size:
         picture.thumbnail((max_size, max_size), PILImage.Resampling.LANCZOS)

@@ -10,8 +10,13 @@ For a linear modality LUT (Rescale Slope/Intercept, or none) the uint16 are the 
 minus their minimum, with ``scale`` = slope and the offset folded in: exact even for a
 fractional slope, and no wider than the stored data. A Modality LUT Sequence (not linear) is
 applied, rounded, and shifted to start at 0; a range wider than 65535 is scaled down and the
-scale recorded. Both files (pixels and a small JSON of metadata) are cached by content hash
+scale recorded. Both files (pixels and a small JSON of metadata) are kept by content hash
 under MEDIA_ROOT/derived/<sha256>/, written then renamed, so a page render never decodes.
+
+They are made at import, from the pixels the import decoded (within ``limits``), and a web
+request never decodes a DICOM file: one whose files are missing (imported before this, or
+deleted) is refused with ``PixelsNotPrepared`` and remade by a worker (``prepare_viewer``),
+or by importing the file again.
 
 The metadata carries nothing identifying (no file names, UIDs, dates or source): raters will
 use the same viewer under strict blinding.
@@ -22,16 +27,17 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
-import pydicom
 from django.urls import reverse
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 
+from ..errors import Conflict
 from ..models import Image
 from .render import derived_dir, first_frame, first_number, inverted, write_atomically
+from .validate import load_pixels
 
 FORMAT_VERSION = 1
 PIXELS_NAME = "pixels-u16.gz"
@@ -47,11 +53,15 @@ U16_MAX = 65535
 HU_PRESETS = (("Lung", -600.0, 1500.0), ("Mediastinum", 40.0, 400.0), ("Bone", 400.0, 1800.0))
 
 
+class PixelsNotPrepared(Conflict):
+    """The image's viewer files do not exist; a request refuses rather than decode the DICOM."""
+
+
 def viewer_pixels(image: Image) -> Path:
-    """The gzip-compressed uint16 pixels of ``image`` (cached: a second call decodes nothing)."""
+    """The gzip-compressed uint16 pixels of ``image``, made at import (never decoded here)."""
     target = derived_dir(image) / PIXELS_NAME
     if not target.exists():
-        _build(image)
+        not_prepared(image)
     return target
 
 
@@ -59,9 +69,20 @@ def viewer_meta(image: Image) -> dict[str, Any]:
     """JSON-able metadata the viewer needs to interpret the pixels and to start drawing."""
     meta = _read_meta(derived_dir(image) / META_NAME)
     if meta is None:
-        meta = _build(image)
+        not_prepared(image)
     return {"id": image.pk, **meta,
             "pixels_url": reverse("image-pixels", args=[image.pk])}
+
+
+def not_prepared(image: Image) -> NoReturn:
+    """Refuse (409), and have a worker make the files if there is one (never this process)."""
+    from ..tasks import queue_prepare_viewer  # the tasks import the importer, which imports us
+
+    if queue_prepare_viewer(image):
+        raise PixelsNotPrepared("This image is being prepared for the viewer; try again in a "
+                                "minute.")
+    raise PixelsNotPrepared("This image was not prepared for the viewer when it was imported; "
+                            "run `manage.py prepare_images` to prepare it.")
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
@@ -72,12 +93,21 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     return meta if meta.get("version") == FORMAT_VERSION else None
 
 
-def _build(image: Image) -> dict[str, Any]:
-    """Decode once; write the pixels and the metadata (write then rename, each)."""
-    with image.file.open("rb") as fh:
-        ds = pydicom.dcmread(fh)
-    u16, scale, offset = encode_pixels(ds)
+def prepare(image: Image, ds: Dataset | None = None,
+            pixels: np.ndarray | None = None) -> dict[str, Any]:
+    """Write the viewer's pixels and metadata (write then rename, each); returns the metadata.
+
+    An import passes the data set and the pixels it decoded; without them (a worker, a
+    re-import) existing files are kept, else the stored file is decoded within the import's
+    limits (``DicomRejected`` if over them). Never called by a web request."""
     folder = derived_dir(image)
+    if ds is None or pixels is None:
+        meta = _read_meta(folder / META_NAME)
+        if meta is not None and (folder / PIXELS_NAME).exists():
+            return meta
+        with image.file.open("rb") as fh:
+            ds, pixels = load_pixels(fh)
+    u16, scale, offset = encode_pixels(ds, pixels)
     packed = gzip_bytes(u16)
     write_atomically(folder / PIXELS_NAME, lambda out: out.write(packed))
     meta = _describe(ds, u16, scale=scale, offset=offset)
@@ -86,9 +116,12 @@ def _build(image: Image) -> dict[str, Any]:
     return meta
 
 
-def encode_pixels(ds: Dataset) -> tuple[np.ndarray, float, float]:
-    """(uint16 array, scale, offset) of the first frame, modality = uint16 * scale + offset."""
-    arr = first_frame(ds)
+def encode_pixels(ds: Dataset, pixels: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, float, float]:
+    """(uint16 array, scale, offset) of the first frame, modality = uint16 * scale + offset.
+
+    ``pixels``: the data set's decoded pixels, when the caller has them already."""
+    arr = first_frame(ds, pixels)
     linear = not ds.get("ModalityLUTSequence")
     if linear and arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
         slope, intercept = 1.0, 0.0

@@ -26,6 +26,8 @@ class RandomizationList(models.Model):
     stratified = models.BooleanField(default=False)
     commitment = models.CharField(max_length=64, help_text="SHA-256 of the seed and sequence.")
     source_name = models.CharField(max_length=255, blank=True)
+    source_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="Imported lists: SHA-256 of the file's text.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

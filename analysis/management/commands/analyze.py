@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.report import build_report
+from trial import audit
 from trial.management.progress import draw
 from trial.models import Trial
 
@@ -26,6 +27,9 @@ class Command(BaseCommand):
             trial = Trial.objects.get(slug=options["trial"])
         except Trial.DoesNotExist:
             raise CommandError(f"No trial with slug {options['trial']!r}.") from None
+        # Unblinded results by arm: recorded like every view of the analysis (no user here).
+        audit.record(action="analysis.viewed", obj=trial,
+                     after={"what": "analyze command", "out": str(options["out"])})
         files = build_report(
             trial, options["out"], figures=not options["no_figures"],
             pdf=not options["no_pdf"], mixed=not options["no_mixed"],

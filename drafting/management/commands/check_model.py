@@ -17,8 +17,8 @@ import pydicom
 from django.core.management.base import CommandError, CommandParser
 
 from drafting.backends import ModelError, call_model
-from drafting.models import ModelEndpoint
-from drafting.parsing import UnparseableReply, parse_report
+from drafting.models import ModelEndpoint, PromptTemplateError
+from drafting.parsing import UnparseableReply, parse_report, report_warning
 from drafting.preprocess import dataset_png
 from drafting.queries import active_endpoint, build_prompt, describe_endpoint
 from trial.dicom.synthetic import make_cxr
@@ -72,8 +72,9 @@ class Command(ServiceCommand):
                               pad=endpoint.pad_value)
         try:
             prompt = build_prompt(endpoint, sample_case())
-        except (KeyError, IndexError, ValueError) as exc:
-            raise CommandError(f"The endpoint's prompt template is malformed: {exc!r}") from None
+        except PromptTemplateError as exc:
+            raise CommandError(f"The endpoint's prompt template is invalid: {exc.message}"
+                               ) from None
         out(f"Test image: synthetic radiograph 880x1024 -> PNG {endpoint.image_size}x"
             f"{endpoint.image_size}, {len(png) / 1024:.0f} KiB")
         out("Prompt:")
@@ -104,9 +105,14 @@ class Command(ServiceCommand):
         out(_indent(findings or "(empty)"))
         out("Parsed IMPRESSION:")
         out(_indent(impression or "(empty)"))
+        warning = report_warning(reply.text, findings, impression)
+        if warning:  # drafts would be stored done with this warning: no OK
+            out(self.style.WARNING(f"WARNING: {warning} Drafts made from such replies are "
+                                   "stored with this warning; check the model and the prompt "
+                                   "template (it should ask for FINDINGS and IMPRESSION)."))
         if endpoint.backend == ModelEndpoint.Backend.DEMO:
             out("Note: the demo backend answered; no model was asked.")
-        else:
+        elif not warning:
             out(self.style.SUCCESS("OK: the endpoint answers with a report."))
 
 

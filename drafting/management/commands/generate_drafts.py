@@ -138,11 +138,18 @@ class Command(ServiceCommand):
         done = [d for d in drafts if d.status == Draft.Status.DONE]
         failed = [d for d in drafts if d.status == Draft.Status.FAILED]
         pending = len(drafts) - len(done) - len(failed)
-        out(f"Summary: {len(done)} done, {len(failed)} failed, {pending} still queued or running.")
+        warned = [d for d in done if d.warning]
+        with_warning = f" ({len(warned)} with a warning)" if warned else ""
+        out(f"Summary: {len(done)} done{with_warning}, {len(failed)} failed, {pending} still "
+            "queued or running.")
         latencies = [d.model_latency_ms for d in done if d.model_latency_ms is not None]
         if latencies and endpoint.backend != ModelEndpoint.Backend.DEMO:
             out(f"Model latency: mean {sum(latencies) / len(latencies):.0f} ms, "
                 f"p95 {p95(latencies)} ms ({len(latencies)} drafts).")
+        if warned:  # done, but e.g. without an IMPRESSION: check the model and its prompt
+            out("Done with a warning (check_model shows what the model answers):")
+            for draft in warned:
+                out(f"  {draft.case.case_id}: {draft.warning}")
         if failed:
             out("Failed:")
             for draft in failed:

@@ -51,6 +51,12 @@ class Command(ServiceCommand):
                               progress=self._progress)
         except HistoryCsvError as exc:
             raise CommandError(str(exc)) from None
+        except KeyboardInterrupt:  # the job is already marked failed, its scratch files gone
+            self.stderr.write("")
+            raise CommandError(
+                "Interrupted: the import job is marked failed. Files imported so far are kept; "
+                "run the command again to import the rest (they come back as duplicates)."
+            ) from None
         self.stderr.write("")
         self._summary(job)
 

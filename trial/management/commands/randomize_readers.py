@@ -1,6 +1,6 @@
-"""``manage.py randomize_readers --trial SLUG [--seed N | --list CSV] [--by USERNAME]``.
+"""``manage.py randomize_readers --trial SLUG [--list CSV] [--by USERNAME]``.
 
-Makes the trial's randomisation list if it has none (from the seed, a fresh seed, or the
+Makes the trial's randomisation list if it has none (from a seed the platform draws, or the
 statistician's CSV), allocates every unallocated reader and prints the allocation table.
 Never prints the seed or a free slot's arm.
 """
@@ -29,9 +29,9 @@ class Command(ServiceCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--trial", required=True, help="Trial slug.")
-        source = parser.add_mutually_exclusive_group()
-        source.add_argument("--seed", type=int, help="Seed for a new list (default: fresh).")
-        source.add_argument("--list", dest="csv", help="Statistician's CSV list to import.")
+        parser.add_argument("--list", dest="csv", help="Statistician's CSV list to import "
+                            "(without it the list is generated from a seed the platform draws; "
+                            "nobody chooses it).")
         parser.add_argument("--by", help="Username recorded as the one who did it.")
 
     def handle(self, *args: object, **options: Any) -> None:
@@ -43,9 +43,9 @@ class Command(ServiceCommand):
                                f"{trial.slug!r} is allocated (or it has no readers)")
         by = acting_user(trial, options["by"])
         has_list = RandomizationList.objects.filter(trial=trial).exists()
-        if has_list and (options["seed"] is not None or options["csv"]):
+        if has_list and options["csv"]:
             raise CommandError(f"trial {trial.slug!r} already has its randomisation list; "
-                               "drop --seed/--list to allocate from it")
+                               "drop --list to allocate from it")
         if not has_list:
             self._make_list(trial, by, options)
         try:
@@ -64,7 +64,7 @@ class Command(ServiceCommand):
             with path.open(newline="", encoding="utf-8-sig") as fh:
                 rlist = import_list(trial, fh, by=by, source_name=path.name)
         else:
-            rlist = generate_list(trial, by=by, seed=options["seed"])
+            rlist = generate_list(trial, by=by)
         self.stdout.write(f"Randomisation list {rlist.get_method_display().lower()}: "
                           f"{rlist.slots.count()} slots; commitment {rlist.commitment}")
 
