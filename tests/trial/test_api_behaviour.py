@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
@@ -222,3 +223,34 @@ def test_an_upload_needs_a_site_of_this_trial(world: World, tmp_path) -> None:
     response = as_(world, "coordinator").post(f"{A}/images/", {"site": "B1", "files": [upload]},
                                               format="multipart")
     assert response.status_code == 400 and "site" in response.json()
+
+
+PAGINATED = ["/api/trials/", f"{A}/sites/", f"{A}/members/", f"{A}/criteria/", f"{A}/cases/",
+             f"{A}/images/", f"{A}/import-jobs/", f"{A}/assignments/", f"{A}/audit/",
+             f"{A}/campaigns/", f"{A}/model-endpoints/", f"{A}/drafts/"]
+
+
+@pytest.mark.parametrize("url", PAGINATED)
+@pytest.mark.parametrize("query", ["limit=9223372036854775808", "offset=9223372036854775808",
+                                   "limit=99999999999999999999999&offset=-5", "limit=abc"])
+def test_huge_or_odd_page_bounds_never_fail(world: World, url: str, query: str) -> None:
+    """Hole 19 of the security audit: a limit of 2**63 answered 500 on every list."""
+    response = as_(world, "coordinator").get(f"{url}?{query}")
+    assert response.status_code == 200, response.content[:200]
+    body = response.json()
+    assert len(body["results"]) <= 1000 and body["count"] >= 0
+
+
+def test_raters_get_only_what_their_pages_show(world: World) -> None:
+    """Hole 9 of the security audit: the trial name, registry id and site names reached
+    blinded raters through the API while their pages hide them."""
+    Trial.objects.filter(pk=world.trial.pk).update(registry_id="NCT06874647")
+    rater = as_(world, "rater")
+    listed = rater.get("/api/trials/").json()["results"]
+    assert listed == [{"slug": "trial-a", "my_roles": ["rater"]}]
+    body = rater.get(f"{A}/").content.decode()
+    assert "Trial A" not in body and "NCT06874647" not in body
+    for url in (f"{A}/sites/", f"{A}/criteria/"):
+        assert rater.get(url).status_code == 403
+    reader = as_(world, "reader").get(f"{A}/").json()  # other roles still see the name
+    assert reader["name"] == "Trial A"

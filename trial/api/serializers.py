@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from trial import lifecycle
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
-from trial.permissions import has_role, roles_of
+from trial.permissions import has_role, is_superuser, roles_of
 
 DESIGN_FIELDS = (
     "ai_assisted_label", "scp_label", "ratio_ai_assisted", "ratio_scp", "block_sizes",
@@ -46,6 +46,10 @@ class TrialSerializer(serializers.ModelSerializer):
     def to_representation(self, obj: Trial) -> dict:
         data = super().to_representation(obj)
         user = self.context["request"].user
+        if not is_superuser(user) and set(data["my_roles"]) <= {Role.RATER}:
+            # Blinded raters get what their pages show: the trial's address, no name, registry
+            # id or design (a name may tell a source; hole 9 of the security audit).
+            return {"slug": data["slug"], "my_roles": data["my_roles"]}
         if not has_role(user, obj, Role.COORDINATOR, Role.STATISTICIAN):
             for name in DESIGN_FIELDS:
                 data.pop(name, None)

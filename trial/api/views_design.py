@@ -16,7 +16,8 @@ from .base import AuditedWritesMixin, TrialScopedMixin
 from .permissions import TrialAccess
 from .serializers import CriterionSerializer, MemberSerializer, SiteSerializer, TrialSerializer
 
-ALL_ROLES = tuple(Role.values)
+# Sites and criteria are set-up, not what blinded raters' pages show (hole 9 of the audit).
+ALL_BUT_RATERS = tuple(r for r in Role.values if r != Role.RATER)
 
 
 class TrialViewSet(
@@ -74,19 +75,19 @@ class SetUpViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):
 
 
 class SiteViewSet(SetUpViewSet):
-    """Sites: every member reads, coordinators manage."""
+    """Sites: members but raters read, coordinators manage."""
 
     model = Site
     serializer_class = SiteSerializer
-    read_roles = ALL_ROLES
+    read_roles = ALL_BUT_RATERS
 
 
 class CriterionViewSet(SetUpViewSet):
-    """Eligibility criteria: every member reads, coordinators manage."""
+    """Eligibility criteria: members but raters read, coordinators manage."""
 
     model = EligibilityCriterion
     serializer_class = CriterionSerializer
-    read_roles = ALL_ROLES
+    read_roles = ALL_BUT_RATERS
 
     def check_write(self) -> None:
         super().check_write()
