@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from trial import lifecycle, people, randomization
+from trial import accounts, lifecycle, people, randomization
 from trial.changes import record_edit, stored_snapshot
 from trial.errors import ServiceError
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
@@ -232,7 +232,7 @@ class MembershipAdmin(TrialScopedAdmin):
     search_fields = ("user__username", "user__first_name", "user__last_name")
     list_select_related = ("user", "trial", "site", "allocation_slot")
     fields = ("trial", "user", "role", "site", "years_experience", "allocated_arm")
-    actions = ["allocate_selected"]
+    actions = ["allocate_selected", "unlock_sign_in"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):
         if obj is not None and obj.arm is not None:  # allocated: who and where are final
@@ -263,6 +263,11 @@ class MembershipAdmin(TrialScopedAdmin):
         if obj.pk is None or obj.role != Role.READER:
             return "–"
         return arm_html(obj.trial, obj.arm) if obj.arm else "not allocated"
+
+    @admin.action(description="Unlock sign-in (after too many wrong passwords)")
+    def unlock_sign_in(self, request: HttpRequest, queryset) -> None:
+        for_each(self, request, queryset.select_related("user", "trial").order_by("pk"),
+                 lambda m: accounts.unlock(m, by=request.user), "Sign-in unlocked")
 
     @admin.action(description="Allocate selected readers")
     def allocate_selected(self, request: HttpRequest, queryset) -> None:
