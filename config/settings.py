@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files (no CDN)
+    "csp",
     "trial",
     "drafting",
     "reader",
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # outermost but one: every response gets the policy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -237,12 +240,56 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Import jobs and drafts share one set of states (queued, running, done, failed).
     "ENUM_NAME_OVERRIDES": {"QueueStatusEnum": "drafting.models.Draft.Status"},
+    # Swagger UI and ReDoc from this site's static files (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge image from validator.swagger.io (it would send the schema's address there).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HTTPS (README "Production deployment"): on by default in production (DEBUG off), off in
+# debug. Behind nginx, HTTPS is what X-Forwarded-Proto says (SECURE_PROXY_SSL_HEADER above).
+# The test client and pytest's live server speak plain HTTP: no redirect under pytest unless
+# SECURE_SSL_REDIRECT is set (tests/test_security_headers.py checks the production defaults
+# in a subprocess without pytest's variable).
+SECURE_SSL_REDIRECT = env_bool(
+    "SECURE_SSL_REDIRECT", default=not DEBUG and not os.environ.get("PYTEST_VERSION"))
+# HSTS is sent on HTTPS responses only. Preloading is a commitment for the whole domain that is
+# slow to undo: the operator's decision (off by default; Django's check of it is then silenced).
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"  # no page of the site is ever framed (frame-ancestors 'none' too)
+
+# Content-Security-Policy (django-csp 4): scripts only from this site's own files, never inline
+# (JSON data blocks, <script type="application/json">, are not run and need nothing). Inline
+# styles are allowed: the self-contained analysis report, ReDoc and Swagger UI inject them, and
+# a style cannot run code. data: images: the analysis figures and Swagger UI's icons. No
+# reporting endpoint: violations show in the browser's console only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,

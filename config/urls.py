@@ -3,7 +3,11 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 
 # Admin pages of models that moved app (drafts to ``drafting``, campaigns to ``rating``): old
@@ -34,7 +38,10 @@ urlpatterns = [
     path("api/", include("drafting.api.urls")),
     path("api/", include("trial.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI with its start-up script at ?script (no inline script, see the CSP), and ReDoc.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
+         name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("analysis/", include("analysis.urls")),
     path("", include("reader.urls")),
     path("", include("rating.urls")),

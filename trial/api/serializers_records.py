@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from trial.models import Assignment, AuditEvent, Case, Image, ImportJob, Membership
+from trial.validators import SHORT_TEXT_MAX, multiline
 
 from .serializers import SiteField, TrialScopedSerializer
 
@@ -49,9 +50,15 @@ class ScreenSerializer(serializers.Serializer):
         help_text="Criterion code -> true (inclusion met / exclusion present) or false.",
     )
 
+    def validate_answers(self, value: dict) -> dict:
+        if len(value) > 200:
+            raise serializers.ValidationError("At most 200 answers (one per criterion).")
+        return value
+
 
 class ExcludeSerializer(serializers.Serializer):
-    reason = serializers.CharField(help_text="Counted in the CONSORT flow diagram.")
+    reason = serializers.CharField(help_text="Counted in the CONSORT flow diagram.",
+                                   max_length=SHORT_TEXT_MAX, validators=[multiline])
 
 
 class ImageSerializer(serializers.ModelSerializer):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 
+from ..validators import CLINICAL_TEXT_MAX, SHORT_TEXT_MAX, multiline, single_line
 from .design import Arm, Membership, Site, Trial
 
 
@@ -23,16 +25,22 @@ class Case(models.Model):
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="cases")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="cases")
-    case_id = models.CharField(max_length=40, help_text="Pseudonymous case identifier.")
-    age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Years; 90 = 90+.")
+    case_id = models.CharField(max_length=40, help_text="Pseudonymous case identifier.",
+                               validators=[single_line])
+    age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Years; 90 = 90+.",
+                                           validators=[MaxValueValidator(90)])
     sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
-    chief_complaint = models.TextField(blank=True)
-    history = models.TextField(blank=True)
-    lab_results = models.TextField(blank=True)
-    prior_imaging = models.TextField(blank=True)
+    chief_complaint = models.TextField(blank=True, max_length=CLINICAL_TEXT_MAX,
+                                       validators=[multiline])
+    history = models.TextField(blank=True, max_length=CLINICAL_TEXT_MAX, validators=[multiline])
+    lab_results = models.TextField(blank=True, max_length=CLINICAL_TEXT_MAX,
+                                   validators=[multiline])
+    prior_imaging = models.TextField(blank=True, max_length=CLINICAL_TEXT_MAX,
+                                     validators=[multiline])
     eligibility_answers = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCREENED)
-    exclusion_reason = models.TextField(blank=True)
+    exclusion_reason = models.TextField(blank=True, max_length=SHORT_TEXT_MAX,
+                                        validators=[multiline])
     consent_recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from ..validators import SHORT_TEXT_MAX, modality_list, multiline, single_line
+
 
 class Arm(models.TextChoices):
     AI_ASSISTED = "ai_assisted", "AI-assisted"
@@ -43,7 +45,7 @@ class Trial(models.Model):
         RATING = "rating", "Rating"
         LOCKED = "locked", "Locked"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[single_line])
     slug = models.SlugField(
         max_length=60, unique=True,
         help_text="The trial's address in every URL, including those blinded raters see: "
@@ -51,11 +53,14 @@ class Trial(models.Model):
     registry_id = models.CharField(
         max_length=40,
         blank=True,
+        validators=[single_line],
         help_text="Trial registry identifier, e.g. NCT06874647.",
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SETUP)
-    ai_assisted_label = models.CharField(max_length=60, default="AI-assisted")
-    scp_label = models.CharField(max_length=60, default="Standard clinical practice")
+    ai_assisted_label = models.CharField(max_length=60, default="AI-assisted",
+                                         validators=[single_line])
+    scp_label = models.CharField(max_length=60, default="Standard clinical practice",
+                                 validators=[single_line])
     ratio_ai_assisted = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
@@ -71,9 +76,12 @@ class Trial(models.Model):
         default=False, help_text="Assign cases only to readers of the case's site."
     )
     report_template = models.TextField(
-        blank=True, default="FINDINGS:\n\nIMPRESSION:\n", help_text="Starting text of a report."
+        blank=True, default="FINDINGS:\n\nIMPRESSION:\n", help_text="Starting text of a report.",
+        max_length=SHORT_TEXT_MAX, validators=[multiline],
     )
-    allowed_modalities = models.JSONField(default=default_modalities)
+    allowed_modalities = models.JSONField(
+        default=default_modalities, validators=[modality_list],
+        help_text='DICOM modality codes accepted at import, e.g. ["CR", "DX"].')
     offer_without_draft = models.BooleanField(
         default=False,
         help_text="AI arm: offer a case whose draft is not ready (blank editor) and record a "
@@ -105,8 +113,10 @@ class Trial(models.Model):
                 {"block_sizes": f"Block sizes {bad} are not multiples of {unit} "
                                 f"(ratio {self.ratio_ai_assisted}:{self.ratio_scp})."}
             )
-        if not self.allowed_modalities:
-            raise ValidationError({"allowed_modalities": "Allow at least one modality."})
+        try:
+            modality_list(self.allowed_modalities)
+        except ValidationError as exc:
+            raise ValidationError({"allowed_modalities": exc.messages}) from exc
 
 
 class Site(models.Model):
@@ -114,7 +124,7 @@ class Site(models.Model):
     code = models.CharField(
         max_length=20, validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "Letters, digits, - and _.")]
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[single_line])
 
     class Meta:
         ordering = ["trial", "code"]
@@ -135,7 +145,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=12, choices=Role.choices)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True)
-    years_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+    years_experience = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(70)])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -168,7 +179,7 @@ class EligibilityCriterion(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="criteria")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     code = models.SlugField(max_length=40)
-    text = models.CharField(max_length=300)
+    text = models.CharField(max_length=300, validators=[single_line])
     order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
