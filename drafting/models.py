@@ -18,6 +18,7 @@ from django.db import models
 
 from trial.errors import Invalid
 from trial.models import Case, Trial
+from trial.validators import single_line
 
 REFERENCE_PROMPT = (
     "As a radiology expert, please provide a detailed report of this chest X-ray image, "
@@ -101,7 +102,7 @@ class ModelEndpoint(models.Model):
         DEMO = "demo", "Demo (offline, not a model)"
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="model_endpoints")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[single_line])
     active = models.BooleanField(
         default=True, help_text="The endpoint that makes the trial's drafts (one per trial)."
     )
@@ -110,7 +111,7 @@ class ModelEndpoint(models.Model):
         max_length=300, blank=True,
         help_text="Up to /v1, e.g. http://gpu-host:8000/v1 (the server adds /chat/completions).",
     )
-    model_name = models.CharField(max_length=200, blank=True)
+    model_name = models.CharField(max_length=200, blank=True, validators=[single_line])
     api_key_env = models.CharField(
         max_length=100, blank=True,
         validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name.")],
@@ -121,12 +122,14 @@ class ModelEndpoint(models.Model):
         default=60.0, validators=[MinValueValidator(0.1), MaxValueValidator(3600)],
         help_text="Seconds to wait for one model reply.",
     )
-    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    max_tokens = models.PositiveIntegerField(
+        default=512, validators=[MinValueValidator(1), MaxValueValidator(32_768)],
+        help_text="Most tokens of a reply (a report needs a few hundred).")
     temperature = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
     )
     prompt_template = models.TextField(
-        default=DEFAULT_PROMPT_TEMPLATE,
+        default=DEFAULT_PROMPT_TEMPLATE, max_length=10_000,
         help_text="Placeholders: {chief_complaint}, {history}, {lab_results}, {prior_imaging}, "
                   "{age}, {sex}.",
     )
@@ -142,7 +145,7 @@ class ModelEndpoint(models.Model):
         help_text="Calls per draft before it fails (timeouts, connection errors, 429, 5xx).",
     )
     retry_backoff_s = models.FloatField(
-        default=2.0, validators=[MinValueValidator(0.0)],
+        default=2.0, validators=[MinValueValidator(0.0), MaxValueValidator(300.0)],
         help_text="First retry delay; doubled each attempt (with jitter), at most 300 s.",
     )
     concurrency = models.PositiveSmallIntegerField(

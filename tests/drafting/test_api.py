@@ -253,3 +253,17 @@ def test_a_draft_carries_its_warning(world: World) -> None:
     client = as_(world, "coordinator")
     assert client.get(f"{A}/drafts/{world.draft.pk}/").json()["warning"] == warning
     assert [d["warning"] for d in client.get(f"{A}/drafts/").json()["results"]] == [warning]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("max_tokens", 2**63 - 1), ("max_tokens", 0), ("retry_backoff_s", 1.7e308),
+    ("name", "Endpoint\u202e"), ("model_name", "model\nx"), ("prompt_template", "x" * 10_001),
+])
+def test_endpoint_fields_have_bounds(world, field: str, value) -> None:
+    """Hole 17 of the security audit: ``max_tokens`` of 2**63-1 and a backoff of 1.7e308 s
+    were stored."""
+    client = APIClient()
+    client.force_authenticate(world.users["coordinator"])
+    url = f"/api/trials/trial-a/model-endpoints/{world.endpoint.pk}/"
+    response = client.patch(url, {field: value}, format="json")
+    assert response.status_code == 400 and field in response.json(), response.content[:200]
