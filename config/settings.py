@@ -296,4 +296,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Every sign-in is not news; lockouts are (WARNING, and an audit event).
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -1,5 +1,6 @@
 """Root URLs: the admin (coordinators), the REST API and its OpenAPI schema."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path, re_path
@@ -38,10 +39,12 @@ urlpatterns = [
     path("api/", include("drafting.api.urls")),
     path("api/", include("trial.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # Swagger UI with its start-up script at ?script (no inline script, see the CSP), and ReDoc.
+    # Swagger UI with its start-up script at ?script (no inline script, see the CSP), and ReDoc,
+    # whose search runs in a worker it makes from a blob: (allowed on that page only).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
          name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/redoc/", csp_update({"worker-src": ["'self'", "blob:"]})(
+        SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("analysis/", include("analysis.urls")),
     path("", include("reader.urls")),
     path("", include("rating.urls")),

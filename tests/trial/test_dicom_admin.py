@@ -98,7 +98,7 @@ def test_a_running_job_page_polls_the_progress_endpoint(coordinator, site) -> No
                                    total=4, processed=1)
     page = coordinator.get(reverse("trial_import_job", args=[job.pk])).content.decode()
     assert reverse("trial_import_job_progress", args=[job.pk]) in page
-    assert 'value="1"' in page and "setInterval" in page
+    assert 'value="1"' in page and "js/import_job.js" in page  # the polling script
 
 
 def test_an_upload_over_the_size_limit_is_refused(coordinator, site, settings) -> None:
