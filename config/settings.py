@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "trial.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "trial.middleware.ServiceErrorMiddleware",
@@ -159,6 +160,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
 
 LOGIN_URL = "/accounts/login/"
+# Signed out after this many minutes without activity (0: never); see trial.middleware.
+SESSION_IDLE_MINUTES = float(os.environ.get("SESSION_IDLE_MINUTES", "30"))
 LOGIN_REDIRECT_URL = "/"
 
 # Uploads: DICOM files can be large; keep big uploads on disk, refuse absurd ones.

@@ -9,7 +9,9 @@
   const set = (id, text) => { document.getElementById(id).textContent = text; };
   const timer = setInterval(async () => {
     try {
-      const response = await fetch(box.dataset.url, {headers: {Accept: "application/json"}});
+      const response = await fetch(box.dataset.url, {
+        headers: {Accept: "application/json", "X-Background": "1"},  // keeps no session alive
+      });
       if (!response.ok) return;
       const p = await response.json();
       const bar = document.getElementById("import-bar");

@@ -49,13 +49,16 @@
     return new Date().toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
   }
 
-  function post(url, data, keepalive) {
+  function post(url, data, keepalive, background) {
+    const headers = {"Content-Type": "application/json", "Accept": "application/json",
+                     "X-CSRFToken": csrf()};
+    // The page's own requests (heartbeats) keep no idle session alive (server: X-Background).
+    if (background) headers["X-Background"] = "1";
     return fetch(url, {
       method: "POST",
       credentials: "same-origin",
       keepalive: !!keepalive,
-      headers: {"Content-Type": "application/json", "Accept": "application/json",
-                "X-CSRFToken": csrf()},
+      headers: headers,
       body: JSON.stringify(data),
     });
   }
@@ -108,6 +111,13 @@
   }
 
   function refused(response, data) {
+    if (response.status === 401) {
+      // Signed out (idle too long): the text stays in this browser and comes back after
+      // signing in again; nothing is retried until then.
+      show(`${(data && data.detail) || "You are signed out."} Your text is kept in this ` +
+           "browser and restored when you sign in again and reopen this case.", true);
+      return;
+    }
     if (response.status === 409 && data && data.version !== undefined) {
       stale = true;
       show("This report was saved in another window since. Copy anything you need, then reload.", true);
@@ -160,7 +170,8 @@
   // --- page events for reading time (reading pages only) --------------------------------------
   function event(kind, keepalive) {
     if (!reading || locked) return;
-    post(urls.events, {kind: kind, client_at: new Date().toISOString()}, keepalive)
+    post(urls.events, {kind: kind, client_at: new Date().toISOString()}, keepalive,
+         kind === "heartbeat")
       .catch(() => { /* a lost heartbeat only shortens active time */ });
   }
 
