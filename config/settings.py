@@ -61,7 +61,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files (no CDN)
     "csp",
+    # Two-factor sign-in: TOTP devices and single-use recovery codes (django-otp), the
+    # "accounts" app's pages and gate (README "Security").
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "trial",
+    "accounts",
     "drafting",
     "reader",
     "rating",
@@ -77,8 +83,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "trial.middleware.IdleTimeoutMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): code given this session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who must give a two-factor code and has not yet reaches only the code or set-up page.
+    "accounts.middleware.TwoFactorMiddleware",
     "trial.middleware.ServiceErrorMiddleware",
     # Last: it answers a locked-out sign-in (site, admin) with the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -101,6 +110,18 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_PROXY_COUNT", "0")) or None
 if AXES_IPWARE_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# Two-factor sign-in (accounts/): required for superusers, coordinators and statisticians, and
+# for everyone in a trial that asks for it; the demo's accounts are exempt in DEMO_MODE only.
+# After TWO_FACTOR_FAILURE_LIMIT wrong codes in a row, codes are refused for
+# TWO_FACTOR_LOCK_MINUTES (django-otp's back-off of 1, 2, 4 ... s applies before that).
+# Always enforced, except in the test suite's own runs (PYTEST_VERSION, as for the HTTPS
+# redirect): its tests sign coordinators in without a device; tests/test_two_factor.py and
+# tests/browser/test_two_factor.py turn it on, and check that it is on outside pytest.
+TWO_FACTOR_ENFORCED = not os.environ.get("PYTEST_VERSION")
+TWO_FACTOR_FAILURE_LIMIT = int(os.environ.get("TWO_FACTOR_FAILURE_LIMIT", "5"))
+TWO_FACTOR_LOCK_MINUTES = float(os.environ.get("TWO_FACTOR_LOCK_MINUTES", "15"))
+OTP_TOTP_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "CXR reader trials")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -46,6 +46,8 @@ urlpatterns = [
     path("api/redoc/", csp_update({"worker-src": ["'self'", "blob:"]})(
         SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("analysis/", include("analysis.urls")),
+    # Two-factor sign-in: the code after the password, set-up, recovery codes (accounts/).
+    path("accounts/two-factor/", include("accounts.urls")),
     path("", include("reader.urls")),
     path("", include("rating.urls")),
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from accounts.policy import flag_demo_account
 from drafting.models import ModelEndpoint
 from trial.assignment import assign_cases
 from trial.dicom.importer import import_path
@@ -85,6 +86,7 @@ def _user(username: str, *, staff: bool = False):
     if created:
         user.set_password(DEMO_PASSWORD)
         user.save()
+    flag_demo_account(user)  # no two-factor sign-in for it, in demo mode only
     return user
 
 

@@ -22,6 +22,7 @@ from django.db.models import Q
 from . import audit
 from .errors import Conflict, Invalid
 from .models import Trial
+from .signatures import sign, verify
 
 Status = Trial.Status
 ORDER: tuple[str, ...] = (Status.SETUP, Status.ENROLLING, Status.READING, Status.RATING,
@@ -58,8 +59,14 @@ def check_transition(current: str, wanted: str) -> None:
             f"it cannot go from {labels[current]} back to {labels[wanted]}.")
 
 
-def set_status(trial: Trial, wanted: str, *, by: Any) -> Trial:
-    """Move ``trial`` forward to ``wanted`` (audited); the same status again is a no-op."""
+def set_status(trial: Trial, wanted: str, *, by: Any, password: str | None = None) -> Trial:
+    """Move ``trial`` forward to ``wanted`` (audited); the same status again is a no-op.
+
+    Locking is final and unblinds: it is an electronic signature, so it needs ``by``'s
+    password, entered at that moment (``trial.signatures``).
+    """
+    if wanted == Status.LOCKED:  # a wrong password is refused, and recorded, before anything
+        verify(by, password, meaning="trial_locked", obj=trial, trial=trial)
     with transaction.atomic():
         locked = Trial.objects.select_for_update().get(pk=trial.pk)
         if locked.status == wanted and wanted != Status.LOCKED:
@@ -71,6 +78,7 @@ def set_status(trial: Trial, wanted: str, *, by: Any) -> Trial:
         audit.record(action="trial.status_changed", obj=locked, actor=by,
                      before={"status": before}, after={"status": wanted})
         if wanted == Status.LOCKED:
+            sign(by, password, meaning="trial_locked", obj=locked, trial=locked)
             audit.record(action="trial.locked", obj=locked, actor=by,
                          after={"revealed": ["randomisation list", "seed", "unblinded keys"]})
     trial.status = wanted

@@ -17,10 +17,20 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from tests.support.factories import PASSWORD
 from tests.support.trial_world import SEED, World
 from trial import lifecycle
 from trial.errors import ServiceError
-from trial.models import AuditEvent, Case, EligibilityCriterion, Membership, Role, Site, Trial
+from trial.models import (
+    AuditEvent,
+    Case,
+    EligibilityCriterion,
+    Membership,
+    Role,
+    Signature,
+    Site,
+    Trial,
+)
 
 pytestmark = pytest.mark.django_db
 ORDER = lifecycle.ORDER
@@ -44,7 +54,8 @@ def test_the_status_only_moves_forward_and_locked_is_final(world: World, current
     forward = ORDER.index(wanted) > ORDER.index(current)
     coordinator = world.users["coordinator"]
     if forward:
-        assert lifecycle.set_status(world.trial, wanted, by=coordinator).status == wanted
+        assert lifecycle.set_status(world.trial, wanted, by=coordinator,
+                                    password=PASSWORD).status == wanted
         event = AuditEvent.objects.get(action="trial.status_changed", trial=world.trial)
         assert (event.before, event.after, event.actor) == (
             {"status": current}, {"status": wanted}, coordinator)
@@ -58,7 +69,7 @@ def test_the_status_only_moves_forward_and_locked_is_final(world: World, current
 
 def test_the_unmasking_attack_is_refused_and_the_reveal_is_audited(world: World) -> None:
     client = api(world)
-    locked = client.patch(f"{A}/", {"status": "locked"}, format="json")
+    locked = client.patch(f"{A}/", {"status": "locked", "password": PASSWORD}, format="json")
     assert locked.status_code == 200 and locked.json()["status"] == "locked"
     assert AuditEvent.objects.filter(action="trial.locked", trial=world.trial).exists()
     # After the final lock the list reveals its seed, and the view is recorded.
@@ -101,7 +112,8 @@ def test_the_command_moves_the_status_forward(world: World) -> None:
 
 @pytest.fixture
 def locked(world: World) -> World:
-    lifecycle.set_status(world.trial, Trial.Status.LOCKED, by=world.users["coordinator"])
+    lifecycle.set_status(world.trial, Trial.Status.LOCKED, by=world.users["coordinator"],
+                         password=PASSWORD)
     return world
 
 
@@ -222,3 +234,59 @@ def test_a_locked_trial_imports_no_image(locked: World, tmp_path) -> None:
     with pytest.raises(lifecycle.TrialLocked):
         import_path(path, trial=locked.trial, site=locked.site)
     assert Case.objects.filter(trial=locked.trial).count() == 1
+
+
+def test_locking_is_signed_with_the_password_entered_now(world: World) -> None:
+    """Electronic signature (21 CFR 11.200): the lock needs the coordinator's password; the
+    signature records the printed name, the time and the meaning."""
+    coordinator = world.users["coordinator"]
+    coordinator.first_name, coordinator.last_name = "Ada", "Coordinator"
+    coordinator.save()
+    client = api(world)
+    refused = client.patch(f"{A}/", {"status": "locked", "password": "wrong"}, format="json")
+    assert refused.status_code == 400 and "password" in refused.json()["detail"]
+    assert stored_status(world) != Trial.Status.LOCKED
+    assert AuditEvent.objects.filter(action="signature.refused", actor=coordinator).exists()
+    missing = client.patch(f"{A}/", {"status": "locked"}, format="json")
+    assert missing.status_code == 400
+    done = client.patch(f"{A}/", {"status": "locked", "password": PASSWORD}, format="json")
+    assert done.status_code == 200 and "password" not in done.json()
+    (signature,) = Signature.objects.filter(trial=world.trial)
+    assert (signature.signer, signature.printed_name, signature.meaning) == (
+        coordinator, "Ada Coordinator", Signature.Meaning.TRIAL_LOCKED)
+    assert str(signature).startswith("Ada Coordinator, ")
+    assert "Trial locked" in str(signature)
+    assert PASSWORD not in str(list(AuditEvent.objects.values_list("after", flat=True)))
+
+
+def test_the_admin_lock_needs_the_password(world: World) -> None:
+    Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.RATING)
+    url = reverse("admin:trial_trial_change", args=[world.trial.pk])
+    client = world.client("coordinator")
+    form = {"name": "Trial A", "registry_id": "", "status": "locked",
+            "ai_assisted_label": world.trial.ai_assisted_label,
+            "scp_label": world.trial.scp_label, "report_template": "",
+            "allowed_modalities": '["CR", "DX"]',
+            "sites-TOTAL_FORMS": 0, "sites-INITIAL_FORMS": 0,
+            "criteria-TOTAL_FORMS": 0, "criteria-INITIAL_FORMS": 0}
+    page = client.post(url, {**form, "signature_password": "wrong"})
+    assert page.status_code == 200 and "nothing was signed" in page.content.decode()
+    assert stored_status(world) == Trial.Status.RATING
+    done = client.post(url, {**form, "signature_password": PASSWORD})
+    assert done.status_code == 302, done.content.decode()[:2000]
+    assert stored_status(world) == Trial.Status.LOCKED
+    assert Signature.objects.filter(trial=world.trial, meaning="trial_locked").count() == 1
+
+
+def test_the_command_signs_the_lock_with_the_password_on_stdin(world: World, monkeypatch) -> None:
+    import io
+
+    Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.RATING)
+    monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
+    with pytest.raises(CommandError, match="nothing was signed"):
+        call_command("trial_status", trial="trial-a", to="locked", by="coordinator-a",
+                     password_stdin=True)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{PASSWORD}\n"))
+    call_command("trial_status", trial="trial-a", to="locked", by="coordinator-a",
+                 password_stdin=True)
+    assert stored_status(world) == Trial.Status.LOCKED

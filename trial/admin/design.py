@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from trial import accounts, lifecycle, people, randomization
+from trial import accounts, lifecycle, people, randomization, signatures
 from trial.changes import record_edit, stored_snapshot
 from trial.errors import ServiceError
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
@@ -61,6 +61,24 @@ class TrialForm(forms.ModelForm):
         field.help_text = ("One way: set-up, enrolling, reading, rating, locked. Locking is "
                            "final and reveals the randomisation list and the unblinded keys.")
 
+    signature_password = forms.CharField(
+        label="Your password (to lock)", required=False, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Locking is final and is an electronic signature: re-enter your password "
+                  "to sign it (your printed name, the time and the meaning are recorded).")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        stored = (Trial.objects.filter(pk=self.instance.pk).values_list("status", flat=True)
+                  .first() if self.instance.pk else None)
+        if data.get("status") == Trial.Status.LOCKED and stored != Trial.Status.LOCKED:
+            try:
+                signatures.verify(self.request_user, data.get("signature_password"),
+                                  meaning="trial_locked", obj=self.instance, trial=self.instance)
+            except ServiceError as exc:
+                self.add_error("signature_password", exc.message)
+        return data
+
     def clean_status(self) -> str:
         wanted = self.cleaned_data["status"]
         if self.instance.pk is None:
@@ -93,6 +111,8 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("name", "slug", "registry_id", "status")}),
+        ("Status", {"fields": ("signature_password", "lock_signature"),
+                    "description": "Only to lock the trial (final): your password signs it."}),
         ("Arms and randomisation", {"fields": (
             "ai_assisted_label", "scp_label", *DESIGN_FIELDS, "randomization_summary",
             "allocation_table",
@@ -100,6 +120,7 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
         ("Reading", {"fields": ("same_site_assignment", "report_template",
                                 "allowed_modalities", "offer_without_draft",
                                 "findings_checklist")}),
+        ("Sign-in", {"fields": ("require_two_factor",)}),
     )
 
     @classmethod
@@ -140,10 +161,11 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Trial | None = None):
         if obj is None:
-            return ("randomization_summary", "allocation_table", *self.panels)
+            return ("randomization_summary", "allocation_table", "lock_signature", *self.panels)
         fixed = lifecycle.FROZEN_DESIGN if lifecycle.design_frozen(obj) else ()
         # the slug is the trial's address (API URLs, image paths): fixed once created
-        return ("slug", *fixed, "randomization_summary", "allocation_table", *self.panels)
+        return ("slug", *fixed, "randomization_summary", "allocation_table", "lock_signature",
+                *self.panels)
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Trial | None = None) -> dict:
         return self.prepopulated_fields if obj is None else {}
@@ -166,6 +188,12 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
             rlist.get_method_display(), rlist.created_by, f"{rlist.created_at:%Y-%m-%d %H:%M}",
             taken, total, rlist.commitment,
         )
+
+    @admin.display(description="signed")
+    def lock_signature(self, obj: Trial) -> str:
+        """The electronic signature of the lock (printed name, time, meaning)."""
+        signed = signatures.signatures_of(obj) if obj.pk else []
+        return "; ".join(str(s) for s in signed) or "Not locked."
 
     @admin.display(description="allocation table (allocated readers only)")
     def allocation_table(self, obj: Trial) -> str:
@@ -193,7 +221,13 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
             obj.status = Trial.objects.get(pk=obj.pk).status
         super().save_model(request, obj, form, change)
         if change and wanted != obj.status:
-            lifecycle.set_status(obj, wanted, by=request.user)
+            lifecycle.set_status(obj, wanted, by=request.user,
+                                 password=form.cleaned_data.get("signature_password"))
+
+    def get_form(self, request: HttpRequest, obj: Trial | None = None, **kwargs: Any):
+        form = super().get_form(request, obj, **kwargs)
+        form.request_user = request.user  # who signs a lock
+        return form
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         """Sites and criteria are set-up too: audit each inline row created, changed, deleted."""

@@ -19,6 +19,7 @@ from trial.permissions import has_role, is_superuser, roles_of
 DESIGN_FIELDS = (
     "ai_assisted_label", "scp_label", "ratio_ai_assisted", "ratio_scp", "block_sizes",
     "stratify_by_site", "same_site_assignment", "report_template", "allowed_modalities",
+    "require_two_factor",
 )
 
 
@@ -27,11 +28,15 @@ class TrialSerializer(serializers.ModelSerializer):
     and statisticians."""
 
     my_roles = serializers.SerializerMethodField()
+    password = serializers.CharField(
+        write_only=True, required=False, trim_whitespace=False, style={"input_type": "password"},
+        help_text="Your password, entered now: locking the trial is an electronic signature.")
 
     class Meta:
         model = Trial
         fields = ("slug", "name", "registry_id", "status", *DESIGN_FIELDS,
-                  "offer_without_draft", "findings_checklist", "created_at", "my_roles")
+                  "offer_without_draft", "findings_checklist", "created_at", "my_roles",
+                  "password")
         read_only_fields = ("created_at",)
 
     def get_fields(self) -> dict:
@@ -59,7 +64,8 @@ class TrialSerializer(serializers.ModelSerializer):
         if self.instance is not None:  # a frozen design is a conflict (409), before any check
             lifecycle.check_writable(self.instance, "The trial")
             lifecycle.check_design_change(self.instance, attrs)
-        trial = Trial(**{**self._current(), **attrs})
+        design = {k: v for k, v in attrs.items() if k != "password"}
+        trial = Trial(**{**self._current(), **design})
         try:
             trial.clean()
         except DjangoValidationError as exc:

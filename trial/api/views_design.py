@@ -6,7 +6,7 @@ from django.db import transaction
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from trial import lifecycle, people
+from trial import lifecycle, people, signatures
 from trial.changes import record_edit, stored_snapshot
 from trial.errors import Conflict
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
@@ -38,6 +38,7 @@ class TrialViewSet(
         return member_trials(self.request.user).order_by("name")
 
     def perform_create(self, serializer) -> None:
+        serializer.validated_data.pop("password", None)
         if serializer.validated_data.get("status", Trial.Status.SETUP) != Trial.Status.SETUP:
             raise Conflict("A trial starts in set-up; its status then moves forward one way.")
         with transaction.atomic():
@@ -48,10 +49,14 @@ class TrialViewSet(
         """Status changes go through the trial's state machine; the rest is a set-up edit."""
         trial = serializer.instance
         lifecycle.check_writable(trial, "The trial")
+        password = serializer.validated_data.pop("password", None)
         data = dict(serializer.validated_data)
         wanted = data.pop("status", None)
         if wanted is not None and wanted != trial.status:
             lifecycle.check_transition(trial.status, wanted)
+            if wanted == Trial.Status.LOCKED:  # an electronic signature: checked, recorded
+                signatures.verify(self.request.user, password, meaning="trial_locked",
+                                  obj=trial, trial=trial)
         lifecycle.check_design_change(trial, data)
         with transaction.atomic():
             before = stored_snapshot(trial)
@@ -59,7 +64,7 @@ class TrialViewSet(
             if data:
                 record_edit(saved, actor=self.request.user, before=before)
             if wanted is not None:
-                lifecycle.set_status(saved, wanted, by=self.request.user)
+                lifecycle.set_status(saved, wanted, by=self.request.user, password=password)
 
 
 class SetUpViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):

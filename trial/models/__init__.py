@@ -11,6 +11,7 @@ from .design import (
     Site,
     Trial,
 )
+from .signatures import Signature
 
 __all__ = [
     "AllocationSlot",
@@ -24,6 +25,7 @@ __all__ = [
     "Membership",
     "RandomizationList",
     "Role",
+    "Signature",
     "Site",
     "Trial",
 ]

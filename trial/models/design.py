@@ -90,6 +90,13 @@ class Trial(models.Model):
     findings_checklist = models.BooleanField(
         default=False, help_text="Readers tick the 14 CheXpert findings with each report."
     )
+    require_two_factor = models.BooleanField(
+        "require two-factor sign-in for everyone",
+        default=False,
+        help_text="Everyone with a role in this trial signs in with a code from an "
+                  "authenticator app as well as the password. Coordinators, statisticians and "
+                  "superusers always do.",
+    )
     deid_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
