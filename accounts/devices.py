@@ -45,6 +45,7 @@ class Outcome:
 
     device: Device | None = None
     locked_until: datetime | None = None
+    backed_off: bool = False  # django-otp's short back-off, not the lock
     recovery_codes_left: int | None = None
 
     @property
@@ -130,17 +131,17 @@ def secret(device: TOTPDevice) -> str:
 def confirm(user: Any, code: str) -> tuple[Outcome, list[str]]:
     """Confirm the pending authenticator with its first code; returns the new recovery codes
     (shown once) on success."""
-    until = locked_until(user)
-    if until is not None:
-        return Outcome(locked_until=until), []
     with transaction.atomic():
         device = TOTPDevice.objects.select_for_update().filter(
             user=user, confirmed=False).order_by("pk").first()
         if device is None or policy.has_device(user):
             raise Refused("Nothing to set up: start again from the set-up page.")
+        until = locked_until(user)  # with the device's row locked: one try at a time
+        if until is not None:
+            return Outcome(locked_until=until), []
         wait = _backed_off(device)
         if wait is not None:
-            return Outcome(locked_until=wait), []
+            return Outcome(locked_until=wait, backed_off=True), []
         if not device.verify_token(normalise(code)):
             return _after_failure(user), []
         device.confirmed = True
@@ -181,22 +182,22 @@ def recovery_codes_left(user: Any) -> int:
 
 def verify(user: Any, code: str) -> Outcome:
     """Check a 6-digit authenticator code or a recovery code (used up when it works)."""
-    until = locked_until(user)
-    if until is not None:
-        return Outcome(locked_until=until)
     code = normalise(code)
     model = TOTPDevice if TOTP_CODE.match(code) else StaticDevice
     with transaction.atomic():
-        devices = list(model.objects.select_for_update().filter(user=user, confirmed=True))
-        if not devices and model is StaticDevice:  # no recovery codes: count it all the same
-            devices = list(TOTPDevice.objects.select_for_update().filter(
+        found = list(model.objects.select_for_update().filter(user=user, confirmed=True))
+        if not found and model is StaticDevice:  # no recovery codes: count it all the same
+            found = list(TOTPDevice.objects.select_for_update().filter(
                 user=user, confirmed=True))
-        if not devices:
+        until = locked_until(user)  # with the device's row locked: one try at a time
+        if until is not None:
+            return Outcome(locked_until=until)
+        if not found:
             return Outcome()
-        device = devices[0]
+        device = found[0]
         wait = _backed_off(device)
         if wait is not None:
-            return Outcome(locked_until=wait)
+            return Outcome(locked_until=wait, backed_off=True)
         if not device.verify_token(code):
             return _after_failure(user)
         _reset_throttles(user)

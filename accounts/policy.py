@@ -28,7 +28,7 @@ PASSWORD_AT_KEY = "two_factor_password_at"
 
 
 def enforced() -> bool:
-    """Always on, except in the test suite's own runs (``TWO_FACTOR_ENFORCED``, see settings)."""
+    """Always on in the product (``TWO_FACTOR_ENFORCED``; the test suite switches it off)."""
     return bool(getattr(settings, "TWO_FACTOR_ENFORCED", True))
 
 

@@ -50,6 +50,8 @@ def _locked_message(outcome: devices.Outcome) -> str:
     until = outcome.locked_until
     if until is None:
         return "That code is not right. Try again."
+    if outcome.backed_off:
+        return "Wait a moment after a wrong code, then type the code the app shows now."
     return (f"Too many wrong codes: try again after {timezone.localtime(until):%H:%M:%S %Z}. "
             "Lost your phone and your recovery codes? Ask a superuser to reset your "
             "two-factor sign-in.")

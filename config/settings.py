@@ -115,10 +115,10 @@ if AXES_IPWARE_PROXY_COUNT:
 # for everyone in a trial that asks for it; the demo's accounts are exempt in DEMO_MODE only.
 # After TWO_FACTOR_FAILURE_LIMIT wrong codes in a row, codes are refused for
 # TWO_FACTOR_LOCK_MINUTES (django-otp's back-off of 1, 2, 4 ... s applies before that).
-# Always enforced, except in the test suite's own runs (PYTEST_VERSION, as for the HTTPS
-# redirect): its tests sign coordinators in without a device; tests/test_two_factor.py and
-# tests/browser/test_two_factor.py turn it on, and check that it is on outside pytest.
-TWO_FACTOR_ENFORCED = not os.environ.get("PYTEST_VERSION")
+# Always enforced: no variable turns it off. (The test suite's fixture switches it off for the
+# tests that sign coordinators in without a device; tests/test_two_factor.py and
+# tests/browser/test_two_factor.py turn it on again and check that it is on outside pytest.)
+TWO_FACTOR_ENFORCED = True
 TWO_FACTOR_FAILURE_LIMIT = int(os.environ.get("TWO_FACTOR_FAILURE_LIMIT", "5"))
 TWO_FACTOR_LOCK_MINUTES = float(os.environ.get("TWO_FACTOR_LOCK_MINUTES", "15"))
 OTP_TOTP_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "CXR reader trials")

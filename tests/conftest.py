@@ -52,6 +52,13 @@ def _fast_passwords(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _two_factor_off(settings) -> None:
+    """Most tests sign coordinators in with ``force_login`` and no authenticator: the
+    two-factor gate is tested on its own (tests/test_two_factor.py turns it back on)."""
+    settings.TWO_FACTOR_ENFORCED = False
+
+
+@pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings) -> None:
     """Each test writes its files under its own temporary MEDIA_ROOT."""
     settings.MEDIA_ROOT = tmp_path / "media"
