@@ -71,7 +71,10 @@ try:
         from django.test.utils import setup_test_environment
         from django.urls import reverse
 
+        from django.conf import settings
+
         setup_test_environment()
+        settings.TWO_FACTOR_ENFORCED = False  # as in the suite: the upload, not the sign-in
         path, username, trial_pk, site_pk = args
         client = Client()
         client.force_login(get_user_model().objects.get(username=username))
