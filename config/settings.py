@@ -270,6 +270,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge image from validator.swagger.io (it would send the schema's address there).
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation documents its refusals (400, 403, 404, 409) with their bodies.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "trial.api.schema.document_errors"],
 }
 
 if not DEBUG:

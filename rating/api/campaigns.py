@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from trial.api.base import AuditedWritesMixin, TrialScopedMixin
+from trial.api.serializers_records import UploadField
 from trial.changes import record_edit, stored_snapshot
 from trial.models import Membership, Role
 from trial.permissions import has_role
@@ -43,6 +44,9 @@ from ..report_import import import_reports
 
 # --- serializers -----------------------------------------------------------------------------
 
+SMALLINT_MAX = 32767  # the largest ``raters_per_item`` the database stores (smallint)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     """A campaign's design; ``status`` changes through ``open/`` and ``close/`` only."""
 
@@ -53,7 +57,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         many=True, required=False, queryset=Membership.objects.filter(role=Role.RATER),
         help_text="Membership ids of the trial's raters.")
     raters_per_item = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True,
+        min_value=1, max_value=SMALLINT_MAX, required=False, allow_null=True,
         help_text="Empty: every rater of the campaign rates every item.")
     items = serializers.IntegerField(read_only=True, source="items.count")
     rater_items = serializers.IntegerField(read_only=True, source="rater_items.count")
@@ -92,7 +96,7 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class ReportUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV, UTF-8: case_id,source,findings,impression.")
+    file = UploadField(help_text="CSV, UTF-8: case_id,source,findings,impression.")
 
 
 KEY_ROW = inline_serializer("CampaignKeyRow", {
@@ -186,7 +190,7 @@ class CampaignViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSe
     @extend_schema(methods=["POST"], request={"multipart/form-data": ReportUploadSerializer},
                    responses={201: IMPORTED, 400: REFUSED})
     @action(detail=True, methods=["get", "post"],
-            parser_classes=[MultiPartParser, FormParser])
+            parser_classes=[MultiPartParser, FormParser], pagination_class=None)
     def reports(self, request: Request, trial_slug: str, pk: int) -> Response:
         """GET (coordinators): every report with original and shown text and the lines cut.
         POST (coordinators): import a retrospective campaign's reports from CSV."""
@@ -201,7 +205,7 @@ class CampaignViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSe
         return Response({"imported": count}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: KEY_ROW})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def key(self, request: Request, trial_slug: str, pk: int) -> Response:
         """The unblinded key (coordinators and statisticians), once the trial is locked: per
         rater item its case, the sources, whether the sides were swapped, the values and times.

@@ -27,10 +27,23 @@ from ..reading import CLIENT_EVENTS, amend, autosave, open_reading, record_event
 from ..review import open_review, review_items, reviewable_cases, save_review, sign
 from ..worklist import next_item, progress, worklist
 
+OPENED = "Once the case is opened (absent while ``status`` is \"new\")."
 STATE = inline_serializer("ReadingState", {
-    "position": serializers.IntegerField(), "status": serializers.CharField(),
-    "findings": serializers.CharField(), "impression": serializers.CharField(),
-    "version": serializers.IntegerField(),
+    "position": serializers.IntegerField(), "arm": serializers.CharField(),
+    "arm_label": serializers.CharField(),
+    "case": serializers.DictField(help_text="The case as a reader sees it: pseudonymous id, "
+                                  "demographics, history, images."),
+    "findings_checklist": serializers.ListField(child=serializers.CharField()),
+    "status": serializers.CharField(help_text="\"new\" until the case is opened, then the "
+                                    "reading's: \"open\" or \"submitted\"."),
+    "urls": serializers.DictField(child=serializers.CharField()),
+    "page": serializers.CharField(),
+    "findings": serializers.CharField(required=False, help_text=OPENED),
+    "impression": serializers.CharField(required=False, help_text=OPENED),
+    "version": serializers.IntegerField(required=False, help_text=OPENED),
+    "labels": serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text=OPENED),
+    "started_from": serializers.CharField(required=False, help_text=OPENED),
 })
 REVIEW_STATE = inline_serializer("ReviewState", {
     "case_pk": serializers.IntegerField(), "status": serializers.CharField(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 
 from trial import lifecycle
@@ -18,6 +19,8 @@ from trial.models import Role, Trial
 from trial.permissions import is_superuser, roles_of
 
 from .permissions import HasTrialRole
+
+NUL = "Null characters are not allowed."
 
 
 class TrialScopedMixin:
@@ -37,6 +40,17 @@ class TrialScopedMixin:
 
     def get_permissions(self) -> list:
         return [IsAuthenticated(), HasTrialRole(*self.roles, read_roles=self.read_roles)]
+
+    def initial(self, request, *args, **kwargs) -> None:
+        """After the access checks: no NUL character reaches a query (PostgreSQL refuses one,
+        a 500). Nothing is named so (404); a query parameter with one is invalid (400)."""
+        super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise Http404
+        bad = sorted({name for name, values in request.query_params.lists()
+                      if "\x00" in name or any("\x00" in v for v in values)})
+        if bad:
+            raise ValidationError({name.replace("\x00", "") or "query": [NUL] for name in bad})
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()

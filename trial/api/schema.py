@@ -10,6 +10,8 @@ here once, with a shared component, rather than view by view.
 Path parameters are typed from their Django converter with its pattern (``<slug:...>`` is
 ``^[-a-zA-Z0-9_]+$``, ``<int:...>`` a non-negative integer, ``<str:...>`` no slash): a value
 outside it never reaches a view (the URL does not resolve), so the schema does not offer it.
+
+``partial_response`` documents a response some people get with fewer fields.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 from typing import Any
 
 from django.urls.converters import get_converters
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 ERROR = {
@@ -60,6 +64,8 @@ PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 
 def document_errors(result: dict, generator: Any = None, request: Any = None,
                     public: bool = False, **kwargs: Any) -> dict:
+    """The post-processing hook: the error responses of every operation (their description
+    and content, where a view documented only a description), and typed path parameters."""
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.setdefault("Error", ERROR)
@@ -109,3 +115,30 @@ def _type_path_parameters(operation: dict, converters: dict[str, str]) -> None:
                 schema.setdefault("minimum", 0)
         elif schema.get("type") == "string":
             schema.setdefault("pattern", f"^{converter.regex}$")
+
+
+def partial_response(serializer_class: type, *, always: tuple[str, ...], name: str,
+                     doc: str) -> type:
+    """A documentation-only copy of ``serializer_class`` for a response that leaves fields out
+    for some people: only ``always`` are required (drf-spectacular requires every read-only
+    field). The view still serializes with ``serializer_class``."""
+
+    def get_fields(self) -> dict:
+        fields = super(documented, self).get_fields()
+        for field_name, field in fields.items():
+            if field_name in always:
+                continue
+            field.required = False
+            field.read_only = False  # a read-only field is published as required
+            if isinstance(field, serializers.ChoiceField):
+                # The same values as an enum of this component's own: a second component with
+                # the very same choice set makes the enum hook name it with a hash (a warning).
+                values = [value for value in field.choices if value not in ("", None)]
+                typed = {"type": "string"} if all(isinstance(v, str) for v in values) else {}
+                extend_schema_field({**typed, "enum": values})(field)
+        return fields
+
+    documented = type(f"{name}Serializer", (serializer_class,), {
+        "get_fields": get_fields, "__doc__": doc, "__module__": serializer_class.__module__,
+    })
+    return documented

@@ -16,6 +16,8 @@ from trial import lifecycle
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
 from trial.permissions import has_role, is_superuser, roles_of
 
+from .schema import partial_response
+
 DESIGN_FIELDS = (
     "ai_assisted_label", "scp_label", "ratio_ai_assisted", "ratio_scp", "block_sizes",
     "stratify_by_site", "same_site_assignment", "report_template", "allowed_modalities",
@@ -78,14 +80,35 @@ class TrialSerializer(serializers.ModelSerializer):
         return {f: getattr(self.instance, f) for f in DESIGN_FIELDS}
 
 
+# What ``GET /api/trials/`` and ``GET /api/trials/{slug}/`` answer: only the fields the
+# person's roles let them see (``TrialSerializer.to_representation``).
+TrialReadSerializer = partial_response(
+    TrialSerializer, always=("slug", "my_roles"), name="TrialRead",
+    doc="A trial as the person asking may see it: ``slug`` and ``my_roles`` always; the name, "
+        "registry id, status and dates for every role but raters (blinded: nothing else); "
+        "the design fields only for coordinators and statisticians.")
+
+
 class TrialScopedSerializer(serializers.ModelSerializer):
     @property
     def trial(self) -> Trial:
         return self.context["trial"]
 
 
+class SlugLookupField(serializers.SlugRelatedField):
+    """A ``SlugRelatedField`` that refuses a NUL character (400) before looking it up:
+    PostgreSQL refuses one in a query, which would be a 500."""
+
+    default_error_messages = {"null_characters": "Null characters are not allowed."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("null_characters")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(OpenApiTypes.STR)
-class SiteField(serializers.SlugRelatedField):
+class SiteField(SlugLookupField):
     """A site of the URL's trial, by code."""
 
     def __init__(self, **kwargs) -> None:
@@ -127,7 +150,7 @@ class CriterionSerializer(TrialScopedSerializer):
 class MemberSerializer(TrialScopedSerializer):
     """A person's role; ``arm`` is the allocated arm, null before allocation (never planned)."""
 
-    username = serializers.SlugRelatedField(
+    username = SlugLookupField(
         source="user", slug_field="username", queryset=get_user_model().objects.all()
     )
     site = SiteField(required=False, allow_null=True)

@@ -7,11 +7,14 @@ have no serializer at all.
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from trial.models import Assignment, AuditEvent, Case, Image, ImportJob, Membership
 from trial.validators import SHORT_TEXT_MAX, multiline
 
+from .schema import partial_response
 from .serializers import SiteField, TrialScopedSerializer
 
 
@@ -20,7 +23,9 @@ class CaseSerializer(TrialScopedSerializer):
 
     site = SiteField()
     image_count = serializers.IntegerField(read_only=True, source="images.count")
-    consent_recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    consent_recorded_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True,
+        help_text="Who recorded the consent; null until it is recorded.")
 
     class Meta:
         model = Case
@@ -74,10 +79,16 @@ class ImageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file sent in a multipart request: bytes, not a URL (drf-spectacular's default for a
+    ``FileField`` when requests and responses share their components)."""
+
+
 class ImageUploadSerializer(serializers.Serializer):
     site = SiteField(help_text="Code of the site the images come from.")
     files = serializers.ListField(
-        child=serializers.FileField(), allow_empty=False,
+        child=UploadField(), allow_empty=False,
         help_text="DICOM files, or one zip (folders inside are read too).",
     )
 
@@ -93,7 +104,9 @@ class ImageUploadSerializer(serializers.Serializer):
 
 class ImportJobSerializer(serializers.ModelSerializer):
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True,
+        help_text="Who started the import; null if no signed-in person did (a command).")
 
     class Meta:
         model = ImportJob
@@ -160,7 +173,7 @@ class GenerateSerializer(serializers.Serializer):
 
 
 class ImportListSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="The statistician's CSV list (UTF-8).")
+    file = UploadField(help_text="The statistician's CSV list (UTF-8).")
     expected_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
 
 
@@ -193,8 +206,19 @@ class OwnAssignmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# What ``GET .../assignments/`` answers: coordinators get ``AssignmentSerializer``, a reader
+# ``OwnAssignmentSerializer`` (no arm, reader or time: blinding). One schema for both.
+AssignmentEntrySerializer = partial_response(
+    AssignmentSerializer, always=("id", "case", "position"), name="AssignmentEntry",
+    doc="An assignment. Coordinators get every field; a reader gets their own assignments "
+        "with ``id``, ``case`` and ``position`` only (no ``reader``, ``arm`` or "
+        "``assigned_at``).")
+
+
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True,
+        help_text="Who did it; null for what the platform did by itself (a task, a command).")
 
     class Meta:
         model = AuditEvent

@@ -116,6 +116,7 @@ class AllocateAllView(TrialScopedMixin, GenericAPIView):
     """Allocate every unallocated reader of the trial, in a stable order (coordinators)."""
 
     serializer_class = AllocationSerializer
+    pagination_class = None  # the rows allocated now, all of them: a bare array
 
     @extend_schema(request=None, responses={201: AllocationSerializer(many=True)})
     def post(self, request: Request, trial_slug: str) -> Response:

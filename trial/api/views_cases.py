@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -15,6 +16,7 @@ from trial.permissions import has_role
 
 from .base import AuditedWritesMixin, TrialScopedMixin
 from .serializers_records import (
+    AssignmentEntrySerializer,
     AssignmentSerializer,
     AssignResultSerializer,
     AssignSerializer,
@@ -83,6 +85,7 @@ class CaseViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):
         return self._done(case)
 
 
+@extend_schema_view(list=extend_schema(responses=AssignmentEntrySerializer))
 class AssignmentViewSet(TrialScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Coordinators see every assignment; a reader sees only their own worklist order."""
 
@@ -107,6 +110,8 @@ class AssignmentViewSet(TrialScopedMixin, mixins.ListModelMixin, viewsets.Generi
         return qs.filter(reader__user=self.request.user).order_by("position")
 
 
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter(
+    "action", OpenApiTypes.STR, description="Only events of this action, e.g. case.enrolled.")]))
 class AuditViewSet(TrialScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The trial's audit log, newest first (``?action=`` filters): coordinators, read-only."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 
@@ -14,12 +15,20 @@ from trial.permissions import member_trials
 
 from .base import AuditedWritesMixin, TrialScopedMixin
 from .permissions import TrialAccess
-from .serializers import CriterionSerializer, MemberSerializer, SiteSerializer, TrialSerializer
+from .serializers import (
+    CriterionSerializer,
+    MemberSerializer,
+    SiteSerializer,
+    TrialReadSerializer,
+    TrialSerializer,
+)
 
 # Sites and criteria are set-up, not what blinded raters' pages show (hole 9 of the audit).
 ALL_BUT_RATERS = tuple(r for r in Role.values if r != Role.RATER)
 
 
+@extend_schema_view(list=extend_schema(responses=TrialReadSerializer),
+                    retrieve=extend_schema(responses=TrialReadSerializer))
 class TrialViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
