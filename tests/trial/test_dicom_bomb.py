@@ -58,6 +58,14 @@ def written():
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
     return int(io["wchar"])
 
+def peak_kb():
+    # VmHWM is this process's own high-water mark since exec (wait4's ru_maxrss also counts
+    # the parent's memory at fork: a large test process would look like a large import).
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
+
 mode, args = sys.argv[1], sys.argv[2:]
 try:
     if mode == "command":
@@ -83,7 +91,8 @@ try:
                                    {"site": site_pk, "files": [upload]})
         print("HTTP", response.status_code)
 finally:
-    Path(os.environ["MEASURE_OUT"]).write_text(json.dumps({"wchar": written()}))
+    Path(os.environ["MEASURE_OUT"]).write_text(json.dumps({"wchar": written(),
+                                                           "hwm_kb": peak_kb()}))
 """
 
 
@@ -197,7 +206,8 @@ def database_url() -> str:
 
 
 def measured(mode: str, *args: str, work: Path) -> dict:
-    """Run the child; its exit code, output, peak RSS (MB, from wait4) and bytes written."""
+    """Run the child; its exit code, output, peak RSS (MB, its own VmHWM; wait4's as a fallback
+    when it died before reporting) and bytes written."""
     scratch = work / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     out_path, err_path, stats = work / "child.out", work / "child.err", work / "child.json"
@@ -214,12 +224,13 @@ def measured(mode: str, *args: str, work: Path) -> dict:
                                  stdout=out, stderr=err, preexec_fn=cap)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
+    reported = json.loads(stats.read_text()) if stats.exists() else {}
     result = {
         "code": child.returncode,
         "out": out_path.read_text(errors="replace"),
         "err": err_path.read_text(errors="replace"),
-        "peak_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
-        "written_mb": json.loads(stats.read_text())["wchar"] / 2**20 if stats.exists() else -1,
+        "peak_mb": (reported.get("hwm_kb") or usage.ru_maxrss) / 1024,  # kilobytes on Linux
+        "written_mb": reported["wchar"] / 2**20 if "wchar" in reported else -1,
         "scratch_left": sorted(p.name for p in scratch.iterdir()),
     }
     print(f"\n{mode} {Path(args[0]).name}: peak {result['peak_mb']:.0f} MB RSS, "
