@@ -281,7 +281,7 @@ def test_redoc_renders_from_static_files_under_the_policy(page, live_server) -> 
     expect(page.locator("[role=menuitem]").first).to_be_attached()
     page.locator("input[placeholder='Search...']").fill("trial")  # the worker's search
     expect(page.locator("[data-role='search:results'] li, [role=search] li").first
-           ).to_be_attached()
+           ).to_be_attached(timeout=30_000)
     assert any("/static/drf_spectacular_sidecar/redoc/" in u for u in requested)
     own = (live_server.url, f"blob:{live_server.url}/")  # the worker: a blob of this page
     assert [u for u in requested if not u.startswith(own)] == [REDOCLY_LOGO]
