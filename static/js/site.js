@@ -6,6 +6,8 @@
   const form = document.getElementById("sign-out");
   if (!form) return;
   form.addEventListener("submit", () => {
+    // The editor sends what is unsaved as the page goes, but keeps no copy here any more.
+    document.documentElement.dataset.signingOut = "1";
     try {
       Object.keys(localStorage)
         .filter((key) => key.startsWith("reading:") || key.startsWith("review:"))

@@ -162,7 +162,8 @@
   // is still on its way, this one is based on the version that save will produce.
   function flush() {
     if (locked || stale || submitting || !dirty()) return;
-    backup();
+    // Signing out: the copy is not left for the next person at this workstation.
+    if (!document.documentElement.dataset.signingOut) backup();
     const base = inFlight ? version + 1 : version;
     post(urls.save, body(base), true).catch(() => {});
   }
