@@ -64,3 +64,9 @@ def test_text_typed_before_an_idle_sign_out_comes_back(live_server, world: ReadW
     expect(findings).to_have_value("Before expiry. After expiry.")
     expect(status).to_contain_text("Saved")
     assert _findings(world) == "Before expiry. After expiry."
+
+    # Submitted, the page sends nothing more: no request of it outlives the test's database.
+    wait_displayed(page)
+    with page.expect_response(lambda r: r.url.endswith("/submit/")) as submitted:
+        page.keyboard.press("Control+Enter")
+    assert submitted.value.status == 200
