@@ -34,6 +34,7 @@ IDLE_KEY = "last_activity"
 # Requests a page makes by itself (the editor's heartbeat, progress polling) say so in this
 # header: they neither count as activity nor keep an idle session alive.
 BACKGROUND_HEADER = "HTTP_X_BACKGROUND"
+REFRESH_S = 60  # the idle clock's resolution
 
 
 class IdleTimeoutMiddleware:
@@ -57,7 +58,10 @@ class IdleTimeoutMiddleware:
             if idle and last is not None and now - last > idle:
                 logout(request)
                 return self._expired(request)
-            if not request.META.get(BACKGROUND_HEADER) or last is None:
+            # At most one session write a minute: every request writing it would put a
+            # database write on the viewer's and the editor's hot paths.
+            active = not request.META.get(BACKGROUND_HEADER)
+            if last is None or (active and now - last > REFRESH_S):
                 request.session[IDLE_KEY] = now
         return self.get_response(request)
 
