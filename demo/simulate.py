@@ -446,7 +446,7 @@ class _Simulation:
         better = ai if ai.quality >= scp.quality else scp
         signed = review.sign(opened, findings=" ".join(merged),
                              impression=better.reading.impression, version=opened.version,
-                             by=senior.user)
+                             by=senior.user, simulated=True)  # SIMULATION: nobody signs
         # SIMULATION: the senior's time comes from the model, ending when it was signed.
         seconds = float(self.effects.review_seconds_median * math.exp(self.rng.normal(0, 0.4)))
         Review.objects.filter(pk=signed.pk).update(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from trial.admin.base import ReadOnlyAdmin, arm_html
+from trial.signatures import signatures_of
 
 from .models import Amendment, Reading, ReadingEvent, Review
 
@@ -23,7 +24,9 @@ class EventInline(admin.TabularInline):
     can_delete = False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return obj is not None  # the reading's own page already checked the trial's scope
+        # Shown only on a reading's page, which has checked the trial's scope. (Django asks
+        # with obj=None when it builds the rows' queryset: False there showed no rows at all.)
+        return True
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -34,9 +37,18 @@ class EventInline(admin.TabularInline):
 
 class AmendmentInline(EventInline):
     model = Amendment
-    fields = ("at", "by", "reason", "before_findings", "before_impression", "after_findings",
-              "after_impression")
+    fields = ("at", "by", "reason", "signature", "before_findings", "before_impression",
+              "after_findings", "after_impression")
     readonly_fields = fields
+
+    @admin.display(description="electronic signature")
+    def signature(self, obj: Amendment) -> str:
+        return signature_text(obj)
+
+
+def signature_text(obj: object) -> str:
+    """The record's electronic signatures as shown with it (printed name, time, meaning)."""
+    return "; ".join(str(s) for s in signatures_of(obj)) or "Not signed."
 
 
 READING_FIELDS = (
@@ -86,7 +98,8 @@ class ReadingAdmin(ReadOnlyAdmin):
 
 REVIEW_FIELDS = (
     "case", "senior", "status", "order", "started_from", "findings", "impression", "version",
-    "opened_at", "signed_at", "review_time_s", "edit_distance_ai", "edit_distance_scp",
+    "opened_at", "signed_at", "signature", "review_time_s", "edit_distance_ai",
+    "edit_distance_scp",
 )
 
 
@@ -100,3 +113,7 @@ class ReviewAdmin(ReadOnlyAdmin):
     list_select_related = ("case__trial", "senior__user")
     fields = REVIEW_FIELDS
     readonly_fields = REVIEW_FIELDS
+
+    @admin.display(description="electronic signature")
+    def signature(self, obj: Review) -> str:
+        return signature_text(obj)

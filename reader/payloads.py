@@ -17,6 +17,7 @@ from trial.dicom.viewer_pixels import viewer_meta
 from trial.findings import FINDINGS
 from trial.models import Arm, Assignment, Case, Membership, Role, Trial
 from trial.permissions import is_superuser, roles_of
+from trial.signatures import signature_payload
 
 from .blinding import authorship_names, blind_text
 from .models import Reading, Review
@@ -82,7 +83,8 @@ def reading_payload(assignment: Assignment, reading: Reading | None) -> dict:
         "active_time_s": reading.active_time_s,
         "gap_s": reading.gap_s,
         "amendments": [
-            {"at": a.at, "reason": a.reason} for a in reading.amendments.order_by("at")
+            {"at": a.at, "reason": a.reason, "signature": signature_payload(a)}
+            for a in reading.amendments.order_by("at")
         ],
     })
     # Only an AI-arm reading that opened with a draft says so (the banner of the editor).
@@ -115,6 +117,7 @@ def review_payload(review: Review) -> dict:
         "version": review.version,
         "opened_at": review.opened_at,
         "signed_at": review.signed_at,
+        "signature": signature_payload(review),
         "review_time_s": review.review_time_s,
         "urls": {name: reverse(f"senior-review-{name}", args=[case.trial.slug, case.pk])
                  for name in ("open", "save", "sign")},

@@ -19,10 +19,10 @@ from django.utils import timezone
 from drafting.models import Draft
 from drafting.parsing import UnparseableReply, parse_report
 from drafting.queries import current_draft
-from trial import audit
+from trial import audit, signatures
 from trial.errors import Invalid
 from trial.lifecycle import is_locked
-from trial.models import Arm, Assignment, Trial
+from trial.models import Arm, Assignment, Signature, Trial
 
 from .models import Amendment, Reading, ReadingEvent, Review
 from .texts import edit_distance, report_text
@@ -275,20 +275,35 @@ def submit(reading: Reading, *, findings: str, impression: str, version: int,
     return locked
 
 
-def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: Any) -> Amendment:
-    """Change a submitted report: needs a reason; the text before is kept and audited."""
+def _check_amendable(reading: Reading) -> None:
+    if reading.case.trial.status == Trial.Status.LOCKED:
+        raise Locked("The trial is locked.")
+    if reading.status != Reading.Status.SUBMITTED:
+        raise ReadingError("Only a submitted report is amended; this one is still open.")
+    if Review.objects.filter(case_id=reading.assignment.case_id).exists():
+        # The senior works from (or has signed against) the submitted text.
+        raise Locked("The senior has started the final report of this case; ask the "
+                     "coordinator.")
+
+
+def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: Any,
+          password: str | None = None) -> Amendment:
+    """Change a submitted report: needs a reason and ``by``'s electronic signature (the
+    password re-entered now, ``trial.signatures``); the text before is kept and audited."""
     reason = (reason or "").strip()
     if not reason:
         raise ReadingError("An amendment needs a reason.")
+    meaning = Signature.Meaning.AMENDMENT
+    current = Reading.objects.select_related("assignment__case__trial").get(pk=reading.pk)
+    trial = current.assignment.case.trial
+    # Refusals that need no password first; then a wrong password is refused, and recorded,
+    # before anything changes.
+    _check_amendable(current)
+    signatures.verify(by, password, meaning=meaning, obj=current, trial=trial)
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(reading)
-        if locked.status != Reading.Status.SUBMITTED:
-            raise ReadingError("Only a submitted report is amended; this one is still open.")
-        if Review.objects.filter(case_id=locked.assignment.case_id).exists():
-            # The senior works from (or has signed against) the submitted text.
-            raise Locked("The senior has started the final report of this case; ask the "
-                         "coordinator.")
+        _check_amendable(locked)
         amendment = Amendment.objects.create(
             reading=locked, reason=reason, by=by,
             before_findings=locked.findings, before_impression=locked.impression,
@@ -304,4 +319,5 @@ def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: 
                      before={"findings": amendment.before_findings,
                              "impression": amendment.before_impression},
                      after={"findings": findings, "impression": impression, "reason": reason})
+        signatures.sign(by, password, meaning=meaning, obj=amendment, trial=trial)
     return amendment

@@ -15,9 +15,9 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from trial import audit
+from trial import audit, signatures
 from trial.lifecycle import is_locked
-from trial.models import Arm, Case, Membership, Trial
+from trial.models import Arm, Case, Membership, Signature, Trial
 
 from .models import Reading, Review
 from .reading import Locked, ReadingError, StaleVersion
@@ -74,13 +74,17 @@ def _locked(review: Review, version: int | None) -> Review:
     """The review, row-locked; refused when signed, in a locked trial, or (with ``version``)
     when another tab saved since."""
     locked = Review.objects.select_for_update().select_related("case__trial").get(pk=review.pk)
-    if locked.case.trial.status == Trial.Status.LOCKED:
-        raise Locked("The trial is locked.")
-    if locked.status != Review.Status.OPEN:
-        raise Locked("The final report is signed.")
-    if version is not None and version != locked.version:
-        raise StaleVersion(locked.version)
+    _check_open(locked, version)
     return locked
+
+
+def _check_open(review: Review, version: int | None) -> None:
+    if review.case.trial.status == Trial.Status.LOCKED:
+        raise Locked("The trial is locked.")
+    if review.status != Review.Status.OPEN:
+        raise Locked("The final report is signed.")
+    if version is not None and version != review.version:
+        raise StaleVersion(review.version)
 
 
 def save_review(review: Review, *, findings: str, impression: str, version: int,
@@ -101,11 +105,20 @@ def save_review(review: Review, *, findings: str, impression: str, version: int,
 
 
 def sign(review: Review, *, findings: str, impression: str, version: int, by: Any,
-         started_from: str | None = None) -> Review:
-    """Lock the final report; store the senior's time and the edit distances. ``started_from``
-    as in ``save_review``: a sign-off right after "Start from", before any autosave, keeps it."""
+         password: str | None = None, started_from: str | None = None,
+         simulated: bool = False) -> Review:
+    """Lock the final report, signed electronically: ``by`` re-enters ``password`` now
+    (``trial.signatures``; ``simulated`` only for the demo's simulation). Stores the senior's
+    time and the edit distances. ``started_from`` as in ``save_review``: a sign-off right
+    after "Start from", before any autosave, keeps it."""
     if not (findings.strip() or impression.strip()):
         raise ReadingError("The final report is empty.")
+    meaning = Signature.Meaning.FINAL_REPORT
+    # Refusals that need no password first (a locked trial, a signed report, a stale tab);
+    # then a wrong password is refused, and recorded, before anything changes.
+    _check_open(Review.objects.select_related("case__trial").get(pk=review.pk), version)
+    if not simulated:
+        signatures.verify(by, password, meaning=meaning, obj=review, trial=review.case.trial)
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(review, version)
@@ -127,6 +140,8 @@ def sign(review: Review, *, findings: str, impression: str, version: int, by: An
                      after={"review_time_s": locked.review_time_s,
                             "edit_distance_ai": locked.edit_distance_ai,
                             "edit_distance_scp": locked.edit_distance_scp})
+        signatures.sign(by, password, meaning=meaning, obj=locked, trial=locked.case.trial,
+                        simulated=simulated)
     return locked
 
 

@@ -57,7 +57,7 @@ from schemathesis.specs.openapi.checks import (
 
 from drafting.models import Draft
 from tests.support.access_world import POSITIONS
-from tests.support.factories import UserFactory
+from tests.support.factories import PASSWORD, UserFactory
 from tests.support.fuzz_world import ROLES, FuzzWorld, build_fuzz_world
 from trial.api.schema import document_errors
 from trial.dicom.synthetic import make_cxr
@@ -379,7 +379,7 @@ def test_realistic_requests_answer_as_published(tmp_path) -> None:
              params={"position": position}, body={**text, "version": saved.json()["version"]})
         call("ai_reader", "POST", f"{T}/worklist/{{position}}/amend/", 200,
              params={"position": POSITIONS["ai_reader"]["C"]},
-             body={**text, "reason": "Typo in the impression."})
+             body={**text, "reason": "Typo in the impression.", "password": PASSWORD})
         call("ai_reader", "POST", f"{T}/worklist/{{position}}/events/", 204,
              params={"position": POSITIONS["ai_reader"]["D"]}, body={"kind": "heartbeat"})
         call("ai_reader", "GET", f"{T}/worklist/", 200)
@@ -391,7 +391,8 @@ def test_realistic_requests_answer_as_published(tmp_path) -> None:
         saved = call("senior", "POST", f"{T}/reviews/{{case_pk}}/save/", 200,
                      params={"case_pk": case_a}, body={**text, "version": review["version"]})
         call("senior", "POST", f"{T}/reviews/{{case_pk}}/sign/", 200,
-             params={"case_pk": case_a}, body={**text, "version": saved.json()["version"]})
+             params={"case_pk": case_a},
+             body={**text, "version": saved.json()["version"], "password": PASSWORD})
         call("senior", "POST", f"{T}/reviews/{{case_pk}}/open/", 200, params={"case_pk": case_b})
         # Campaigns: the draft one built, opened, closed; a retrospective one with reports.
         draft = {"id": world.draft_campaign.pk}

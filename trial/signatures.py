@@ -34,16 +34,22 @@ def verify(user: Any, password: str | None, *, meaning: str, obj: models.Model,
 
 
 def sign(user: Any, password: str | None, *, meaning: str, obj: models.Model,
-         trial: Trial) -> Signature:
+         trial: Trial, simulated: bool = False) -> Signature:
     """Check ``password`` for ``user`` now and record the signature of ``obj`` with its
-    meaning; call inside the transaction that makes the signed change."""
-    verify(user, password, meaning=meaning, obj=obj, trial=trial)
+    meaning; call inside the transaction that makes the signed change.
+
+    ``simulated`` is for the demo's simulation only (no person, no password): the signature
+    says so wherever it is shown. No request reaches it (views always pass the password).
+    """
+    if not simulated:
+        verify(user, password, meaning=meaning, obj=obj, trial=trial)
     signature = Signature.objects.create(
         trial=trial, signer=user, printed_name=printed_name(user), meaning=meaning,
-        object_type=getattr(obj, "audit_type", obj._meta.label), object_id=str(obj.pk))
+        object_type=getattr(obj, "audit_type", obj._meta.label), object_id=str(obj.pk),
+        simulated=simulated)
     audit.record(action="signature.made", obj=obj, actor=user, trial=trial,
                  after={"meaning": meaning, "printed_name": signature.printed_name,
-                        "signature": signature.pk})
+                        "signature": signature.pk, "simulated": simulated})
     return signature
 
 
@@ -51,3 +57,14 @@ def signatures_of(obj: models.Model) -> list[Signature]:
     """The signatures of ``obj``, newest first (to show with the signed record)."""
     return list(Signature.objects.filter(
         object_type=getattr(obj, "audit_type", obj._meta.label), object_id=str(obj.pk)))
+
+
+def signature_payload(obj: models.Model) -> dict | None:
+    """The newest signature of ``obj`` as shown with the record (API and pages), or None."""
+    found = signatures_of(obj)
+    if not found:
+        return None
+    newest = found[0]
+    return {"printed_name": newest.printed_name, "signed_at": newest.signed_at,
+            "meaning": newest.get_meaning_display(), "simulated": newest.simulated,
+            "text": str(newest)}

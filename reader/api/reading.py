@@ -27,6 +27,11 @@ from ..reading import CLIENT_EVENTS, amend, autosave, open_reading, record_event
 from ..review import open_review, review_items, reviewable_cases, save_review, sign
 from ..worklist import next_item, progress, worklist
 
+SIGNATURE = inline_serializer("SignatureShown", {
+    "printed_name": serializers.CharField(), "signed_at": serializers.DateTimeField(),
+    "meaning": serializers.CharField(), "simulated": serializers.BooleanField(),
+    "text": serializers.CharField(help_text="Printed name, time and meaning, as shown."),
+}, allow_null=True, help_text="The electronic signature (null until signed).")
 OPENED = "Once the case is opened (absent while ``status`` is \"new\")."
 STATE = inline_serializer("ReadingState", {
     "position": serializers.IntegerField(), "arm": serializers.CharField(),
@@ -44,11 +49,16 @@ STATE = inline_serializer("ReadingState", {
     "labels": serializers.ListField(child=serializers.CharField(), required=False,
                                     help_text=OPENED),
     "started_from": serializers.CharField(required=False, help_text=OPENED),
+    "amendments": inline_serializer("AmendmentShown", {
+        "at": serializers.DateTimeField(), "reason": serializers.CharField(),
+        "signature": SIGNATURE}, many=True, required=False,
+        help_text="Amendments of the submitted report, oldest first, each with its "
+                  "signature (once submitted)."),
 })
 REVIEW_STATE = inline_serializer("ReviewState", {
     "case_pk": serializers.IntegerField(), "status": serializers.CharField(),
     "findings": serializers.CharField(), "impression": serializers.CharField(),
-    "version": serializers.IntegerField(),
+    "version": serializers.IntegerField(), "signature": SIGNATURE,
 })
 
 
@@ -67,8 +77,16 @@ class ReportSerializer(TextsSerializer):
                                    required=False, max_length=len(FINDINGS))
 
 
+def _password() -> serializers.CharField:
+    return serializers.CharField(
+        write_only=True, trim_whitespace=False, max_length=4096, style={"input_type": "password"},
+        help_text="Your password, entered now: this is your electronic signature (21 CFR "
+                  "11.200). A wrong one signs nothing and is recorded.")
+
+
 class AmendSerializer(TextsSerializer):
     reason = serializers.CharField(max_length=2000)
+    password = _password()
 
 
 class EventSerializer(serializers.Serializer):
@@ -80,6 +98,10 @@ class ReviewSaveSerializer(TextsSerializer):
     version = serializers.IntegerField(min_value=0)
     started_from = serializers.ChoiceField(choices=["report1", "report2", "blank"],
                                            required=False)
+
+
+class SignSerializer(ReviewSaveSerializer):
+    password = _password()
 
 
 def _valid(serializer_class, request: Request) -> dict:
@@ -256,9 +278,9 @@ class SaveReviewView(SeniorView):
 class SignView(SeniorView):
     """Sign the final report: it is locked and becomes the reference for the ratings."""
 
-    @extend_schema(request=ReviewSaveSerializer, responses=REVIEW_STATE)
+    @extend_schema(request=SignSerializer, responses=REVIEW_STATE)
     def post(self, request: Request, trial_slug: str, case_pk: int) -> Response:
-        data = _valid(ReviewSaveSerializer, request)
+        data = _valid(SignSerializer, request)
         review = sign(self.review(), by=request.user, **data)
         return Response(review_payload(review))
 

@@ -185,6 +185,15 @@
       findings.focus();
       return;
     }
+    // Signing the final report is an electronic signature: the senior's password, now.
+    const passwordField = reading ? null : document.getElementById("sign-password");
+    const passwordNote = document.getElementById("sign-password-status");
+    if (passwordField && !passwordField.value) {
+      passwordNote.textContent = "Enter your password to sign: it is your electronic signature.";
+      passwordField.focus();
+      return;
+    }
+    if (passwordNote) passwordNote.textContent = "";
     clearTimeout(timer);
     if (inFlight) await inFlight.catch(() => {});
     if (stale || locked) return;
@@ -194,7 +203,9 @@
     let response;
     let data = null;
     try {
-      response = await post(reading ? urls.submit : urls.sign, body(), true);
+      const sent = body();
+      if (passwordField) sent.password = passwordField.value;
+      response = await post(reading ? urls.submit : urls.sign, sent, true);
       data = await response.json().catch(() => null);
     } catch (err) {
       submitting = false;
@@ -203,10 +214,19 @@
       return;
     }
     submitting = false;
+    if (passwordField) passwordField.value = "";  // never kept: typed again for each signature
     if (!response.ok) {
       submitButton.disabled = false;
-      refused(response, data);
-      if (response.status === 400) show((data && data.detail) || "Not accepted.", true);
+      if (response.status !== 400) { refused(response, data); return; }
+      // Not accepted as sent (nothing was stored): say why, where it can be put right.
+      const why = (data && (data.detail || (data.password && data.password.join(" ")))) ||
+        "Not accepted.";
+      if (passwordField) {
+        passwordNote.textContent = why;
+        passwordField.focus();
+      } else {
+        show(why, true);
+      }
       return;
     }
     locked = true;
@@ -216,6 +236,8 @@
     boxes().forEach((b) => { b.disabled = true; });
     document.querySelectorAll(".start-from").forEach((b) => { b.hidden = true; });
     submitButton.hidden = true;
+    const passwordBox = document.getElementById("sign-password-box");
+    if (passwordBox) passwordBox.hidden = true;
     const note = document.createElement("p");
     note.className = "notice ok";
     note.id = "submitted-note";
@@ -223,6 +245,13 @@
       ? `Submitted · reading time ${Number(data.reading_time_s).toFixed(1)} s. The report is locked.`
       : "Signed. This is the reference report of the case.";
     submitButton.parentNode.insertBefore(note, submitButton);
+    if (data && data.signature) {
+      const signed = document.createElement("p");
+      signed.className = "signature";
+      signed.id = "signature";
+      signed.textContent = `Electronic signature: ${data.signature.text}`;
+      submitButton.parentNode.insertBefore(signed, submitButton);
+    }
     show("");
     const amendBox = document.getElementById("amend-box");
     if (amendBox) {
@@ -242,12 +271,20 @@
       e.preventDefault();
       const reason = document.getElementById("amend-reason").value.trim();
       const out = document.getElementById("amend-status");
+      const password = document.getElementById("amend-password");
       if (!reason) { out.textContent = "Give the reason for the amendment."; return; }
+      if (!password.value) {
+        out.textContent = "Enter your password: it is your electronic signature of the amendment.";
+        password.focus();
+        return;
+      }
       const response = await post(urls.amend, {
         findings: document.getElementById("amend-findings").value,
         impression: document.getElementById("amend-impression").value,
         reason: reason,
+        password: password.value,
       }).catch(() => null);
+      password.value = "";  // never kept: typed again for each signature
       if (response && response.ok) {
         window.location.reload();
       } else {

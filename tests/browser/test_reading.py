@@ -31,8 +31,9 @@ from tests.support.browser_world import (
     tab_to,
     wait_displayed,
 )
+from tests.support.factories import PASSWORD
 from tests.support.read_world import ReadWorld, build_read_world
-from trial.models import Arm
+from trial.models import Arm, Signature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -457,6 +458,16 @@ def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
     expect(page.locator("#amend-status")).to_have_text("Give the reason for the amendment.")
     assert not Amendment.objects.exists()
     page.keyboard.type("Missed a rib fracture.")
+    page.keyboard.press("Enter")  # no password yet: the amendment is signed
+    expect(page.locator("#amend-status")).to_contain_text("Enter your password")
+    expect(page.locator("#amend-password")).to_be_focused()
+    page.keyboard.type("not-my-password")
+    with page.expect_response(lambda r: r.url.endswith("/amend/")) as refused:
+        page.keyboard.press("Enter")
+    assert refused.value.status == 400
+    expect(page.locator("#amend-status")).to_contain_text("password is wrong")
+    assert not Amendment.objects.exists()
+    page.keyboard.type(PASSWORD)
     with page.expect_navigation():
         page.keyboard.press("Enter")
 
@@ -467,6 +478,8 @@ def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
     assert _reading(world, Arm.AI_ASSISTED).findings == "Amended findings."
     expect(page.locator("#findings")).to_have_value("Amended findings.")
     expect(page.locator(".amendments")).to_contain_text("Missed a rib fracture.")
+    expect(page.locator(".amendments")).to_contain_text("Amendment of a submitted report")
+    assert Signature.objects.get().object_id == str(amendment.pk)
 
     # n opens the next case (the report is submitted); Tab reaches its submit button.
     with page.expect_navigation():

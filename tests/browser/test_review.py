@@ -14,8 +14,9 @@ from tests.support.browser_world import (
     wait_displayed,
     without_csrf_tokens,
 )
+from tests.support.factories import PASSWORD
 from tests.support.read_world import ReadWorld, build_read_world
-from trial.models import Arm
+from trial.models import Arm, AuditEvent, Signature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -78,11 +79,36 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     page.keyboard.press("Control+End")
     addendum = " Senior: small right effusion."
     page.keyboard.type(addendum)
+    # Signing is an electronic signature: Ctrl+Enter asks for the password first (no request),
+    # a wrong one is refused and recorded, the right one signs.
+    page.keyboard.press("Control+Enter")
+    status = page.locator("#sign-password-status")
+    expect(status).to_contain_text("Enter your password to sign")
+    password = page.locator("#sign-password")
+    expect(password).to_be_focused()
+    assert not [url for url, _ in traffic.posts if url.endswith("/sign/")]
+    page.keyboard.type("not-my-password")
+    with page.expect_response(lambda r: r.url.endswith("/sign/")) as refused:
+        page.keyboard.press("Enter")
+    assert refused.value.status == 400
+    expect(status).to_contain_text("password is wrong")
+    expect(password).to_have_value("")
+    expect(password).to_be_focused()
+    assert Review.objects.get(pk=review.pk).status == Review.Status.OPEN
+    assert AuditEvent.objects.filter(action="signature.refused").count() == 1
+    page.keyboard.type(PASSWORD)
     with page.expect_response(lambda r: r.url.endswith("/sign/")) as signed:
         page.keyboard.press("Control+Enter")
     assert signed.value.status == 200
 
     expect(page.locator("#submitted-note")).to_contain_text("Signed")
+    signature = Signature.objects.get()
+    assert signature.meaning == "final_report" and signature.signer == world.senior.user
+    expect(page.locator("#signature")).to_contain_text(signature.printed_name)
+    expect(page.locator("#signature")).to_contain_text("Final report approved")
+    expect(page.locator("#sign-password-box")).to_be_hidden()
+    stored = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))")
+    assert PASSWORD not in stored and "not-my-password" not in stored
     expect(findings).not_to_be_editable()
     expect(page.locator("#impression")).not_to_be_editable()
     # editor.js hides these in the same step as it adds the note; asserted at the end.
@@ -106,6 +132,8 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     # Reloaded, the page shows the signed report, read-only.
     page.reload()
     expect(page.locator("#submitted-note")).to_contain_text("Signed")
+    expect(page.locator("#signature")).to_contain_text("Final report approved")
+    expect(page.locator("#sign-password")).to_have_count(0)
     expect(findings).to_have_value(report2.findings + addendum)
     expect(findings).not_to_be_editable()
 
@@ -121,8 +149,8 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     assert any(url.endswith(f"/reviews/{case.pk}/sign/") for url, _ in traffic.posts)
     assert not [u for u in traffic.unread if "/review/" in u or "/api/" in u], traffic.unread
 
-    # No response the senior received names an arm or a reader.
-    for word in forbidden:
+    # No response the senior received names an arm or a reader, or echoes a password.
+    for word in [*forbidden, PASSWORD, "not-my-password"]:
         leaks = [u for u, body in traffic.bodies
                  if word in without_csrf_tokens(body.decode("utf-8", "replace"))]
         assert leaks == [], (word, leaks)

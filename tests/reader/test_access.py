@@ -38,6 +38,7 @@ from tests.support.access_world import (
     build_access_world,
     snapshot,
 )
+from tests.support.factories import PASSWORD
 
 WORKLIST = f"/api/trials/{SLUG}/worklist/"
 REVIEWS = f"/api/trials/{SLUG}/reviews/"
@@ -45,7 +46,9 @@ READ, REVIEW = f"/read/{SLUG}/", f"/review/{SLUG}/"
 LOGIN = {"page": "/accounts/login/?next=", "admin": "/admin/login/?next="}
 
 REPORT = {"findings": "Rowtext findings.", "impression": "Rowtext impression.", "version": 0}
-AMEND = {"findings": "Rowtext amended.", "impression": "Rowtext.", "reason": "typo"}
+AMEND = {"findings": "Rowtext amended.", "impression": "Rowtext.", "reason": "typo",
+         "password": PASSWORD}
+SIGN = {**REPORT, "password": PASSWORD}
 EVENT = {"kind": "heartbeat"}
 FINAL = {**REPORT, "started_from": "report1"}
 
@@ -141,13 +144,13 @@ TABLE: list[Row] = [
     *rows("POST", f"{REVIEWS}{{B}}/open/", seniors((200, True))),
     *rows("POST", f"{REVIEWS}{{A}}/save/", seniors((200, True)), body=FINAL),
     *rows("POST", f"{REVIEWS}{{B}}/save/", seniors(409), body=FINAL),
-    *rows("POST", f"{REVIEWS}{{A}}/sign/", seniors((200, True)), body=REPORT),
-    *rows("POST", f"{REVIEWS}{{B}}/sign/", seniors(409), body=REPORT),
+    *rows("POST", f"{REVIEWS}{{A}}/sign/", seniors((200, True)), body=SIGN),
+    *rows("POST", f"{REVIEWS}{{B}}/sign/", seniors(409), body=SIGN),
     *(r for case in "CD" for r in (  # not both readings in: no such review, for anyone
         *rows("GET", f"{REVIEWS}{{{case}}}/", seniors(404)),
         *rows("POST", f"{REVIEWS}{{{case}}}/open/", seniors(404)),
         *rows("POST", f"{REVIEWS}{{{case}}}/save/", seniors(404), body=FINAL),
-        *rows("POST", f"{REVIEWS}{{{case}}}/sign/", seniors(404), body=REPORT),
+        *rows("POST", f"{REVIEWS}{{{case}}}/sign/", seniors(404), body=SIGN),
     )),
     # --- image API -----------------------------------------------------------------------
     *(r for case in "ABCD" for part in ("pixels", "viewer")

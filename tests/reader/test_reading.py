@@ -10,8 +10,10 @@ from django.utils import timezone
 from drafting.models import Draft
 from reader import reading as svc
 from reader.models import Reading, ReadingEvent
+from tests.support.factories import PASSWORD
 from tests.support.read_world import ReadWorld, build_read_world
-from trial.models import Arm, AuditEvent
+from trial.models import Arm, AuditEvent, Signature
+from trial.signatures import SignatureRefused
 
 pytestmark = pytest.mark.django_db
 
@@ -119,11 +121,21 @@ def test_amendment_needs_a_reason_keeps_the_original_and_is_audited(world: ReadW
     user = world.readers[Arm.SCP].user
     with pytest.raises(svc.ReadingError, match="reason"):
         svc.amend(done, findings="New.", impression="Imp.", reason=" ", by=user)
-    amendment = svc.amend(done, findings="New.", impression="Imp.", reason="typo", by=user)
+    with pytest.raises(SignatureRefused):
+        svc.amend(done, findings="New.", impression="Imp.", reason="typo", by=user,
+                  password="wrong-password")
+    assert Reading.objects.get(pk=done.pk).findings == "Original."
+    assert not done.amendments.exists() and not Signature.objects.exists()
+    assert AuditEvent.objects.get(action="signature.refused").after == {"meaning": "amendment"}
+    amendment = svc.amend(done, findings="New.", impression="Imp.", reason="typo", by=user,
+                          password=PASSWORD)
     assert amendment.before_findings == "Original." and amendment.after_findings == "New."
     assert Reading.objects.get(pk=done.pk).findings == "New."
     event = AuditEvent.objects.get(action="reading.amended")
     assert event.before["findings"] == "Original." and event.after["reason"] == "typo"
+    signature = Signature.objects.get()
+    assert (signature.meaning, signature.signer_id) == (Signature.Meaning.AMENDMENT, user.pk)
+    assert signature.object_id == str(amendment.pk) and signature.printed_name
 
 
 def _events(start, spec):

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from drafting.models import Draft
 from reader.models import Reading, ReadingEvent, Review
+from tests.support.factories import PASSWORD
 from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm, AuditEvent
 
@@ -114,9 +115,19 @@ def test_submit_locks_and_amend_needs_a_reason(world: ReadWorld) -> None:
     no_reason = client.post(base(world) + "amend/", {"findings": "Fixed.", "impression": "OK.",
                                                      "reason": ""}, format="json")
     assert no_reason.status_code == 400
+    unsigned = client.post(base(world) + "amend/", {"findings": "Fixed.", "impression": "OK.",
+                                                    "reason": "typo"}, format="json")
+    assert unsigned.status_code == 400 and "password" in unsigned.json()
+    wrong = client.post(base(world) + "amend/", {"findings": "Fixed.", "impression": "OK.",
+                                                 "reason": "typo", "password": "nope"},
+                        format="json")
+    assert wrong.status_code == 400 and "password is wrong" in wrong.json()["detail"]
     amended = client.post(base(world) + "amend/", {"findings": "Fixed.", "impression": "OK.",
-                                                   "reason": "typo"}, format="json")
+                                                   "reason": "typo", "password": PASSWORD},
+                          format="json")
     assert amended.status_code == 200 and amended.json()["amendments"][0]["reason"] == "typo"
+    assert "Amendment of a submitted report" in amended.json()["amendments"][0]["signature"]["text"]
+    assert PASSWORD not in amended.content.decode()
     reading = Reading.objects.get(assignment=world.assignment(Arm.AI_ASSISTED))
     assert reading.findings == "Fixed." and reading.amendments.get().before_findings == "Edited."
     assert AuditEvent.objects.filter(action="reading.amended").count() == 1
@@ -182,9 +193,15 @@ def test_senior_review_is_blind_to_arm_and_signs_off(world: ReadWorld) -> None:
                                         "version": state["version"],
                                         "started_from": "report1"}, format="json")
     assert saved.status_code == 200
+    wrong = senior.post(url + "sign/", {"findings": "Plover text.", "impression": "Imp.",
+                                        "version": saved.json()["version"], "password": "x"},
+                        format="json")
+    assert wrong.status_code == 400 and Review.objects.get(case=case).status == "open"
     signed = senior.post(url + "sign/", {"findings": "Plover text.", "impression": "Imp.",
-                                         "version": saved.json()["version"]}, format="json")
+                                         "version": saved.json()["version"],
+                                         "password": PASSWORD}, format="json")
     assert signed.status_code == 200 and signed.json()["status"] == "signed"
+    assert signed.json()["signature"]["meaning"] == "Final report approved"
     review = Review.objects.get(case=case)
     assert review.edit_distance_scp == 0 and review.edit_distance_ai > 0
     assert review.started_from == "report1"

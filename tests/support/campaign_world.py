@@ -10,7 +10,7 @@ from rating import build
 from rating import instruments as inst
 from rating.models import Campaign
 from reader import reading, review
-from tests.support.factories import MembershipFactory, UserFactory
+from tests.support.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm, Membership, Role
 
@@ -42,7 +42,8 @@ def read_and_sign(world: ReadWorld, index: int) -> None:
                        impression="Pneumonia.", version=opened.version)
     opened = review.open_review(case, senior=world.senior)
     review.sign(opened, findings=f"Reference opacity ({case.case_id}).",
-                impression="Right lower lobe pneumonia.", version=opened.version, by=None)
+                impression="Right lower lobe pneumonia.", version=opened.version,
+                by=world.senior.user, password=PASSWORD)
 
 
 def build_campaign_world(folder: Path, *, cases: int = 2, raters: int = 5,

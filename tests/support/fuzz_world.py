@@ -30,7 +30,7 @@ from rating.models import Campaign, RaterItem
 from reader import review as review_svc
 from reader.models import Review
 from tests.support.access_world import AccessWorld, build_access_world
-from tests.support.factories import CaseFactory, CriterionFactory
+from tests.support.factories import PASSWORD, CaseFactory, CriterionFactory
 from trial.models import (
     Case,
     EligibilityCriterion,
@@ -102,7 +102,7 @@ def build_fuzz_world(folder: Path) -> FuzzWorld:
 
     review = review_svc.open_review(access.cases["B"], senior=senior)
     review_svc.sign(review, findings="Reference opacity.", impression="Pneumonia.",
-                    version=review.version, by=senior.user)
+                    version=review.version, by=senior.user, password=PASSWORD)
     assert Review.objects.filter(status=Review.Status.SIGNED).count() == 1
 
     campaign = Campaign.objects.create(trial=trial, name="Prospective quality",

@@ -26,14 +26,18 @@ class Signature(models.Model):
     signed_at = models.DateTimeField(auto_now_add=True)
     object_type = models.CharField(max_length=60)
     object_id = models.CharField(max_length=64)
+    simulated = models.BooleanField(
+        default=False, help_text="Made by the demo's simulation (no password was entered); "
+                                 "never by a person.")
 
     class Meta:
         ordering = ["-signed_at", "-pk"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
+        made = " (simulated, no password entered)" if self.simulated else ""
         return (f"{self.printed_name}, {self.signed_at:%Y-%m-%d %H:%M:%S %Z}: "
-                f"{self.get_meaning_display()}")
+                f"{self.get_meaning_display()}{made}")
 
     def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         if self.pk is not None:
