@@ -3,18 +3,26 @@
 These are what the statistics (``analysis.stats``, no Django) and the exports work on, so
 every column has one meaning everywhere (DESIGN.md's names: trial, campaign, case, site, arm,
 reader, rater, instrument). Pair instruments are resolved here: the rater's "A"/"B" becomes
-the source of the report they chose, through the sides stored for that rater. The exports
+the source of the report they chose (``chosen_source``), through the sides stored for that
+rater. Columns are typed: ``value`` is a number or empty, ``answer`` the answer as text,
+timestamps (``*_at``) UTC ISO 8601 text to the second (``2026-12-01T16:41:44Z``). The exports
 (:func:`csv_files`, :func:`export_xlsx`, :func:`csv_bytes`) neutralise text that a spreadsheet
 would run as a formula (:func:`neutralise`); the tables themselves keep the values as entered.
+The report texts (:func:`report_texts`) are a table of their own, only in the statistician's
+downloads (``export_frames(trial, texts=True)``), never merged into the other tables.
 """
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import pandas as pd
+from django.utils import timezone
 
+from rating import instruments as inst
 from rating.models import Campaign, RaterItem
 from rating.ratings import reports_shown
 from reader.models import Reading, Review
@@ -23,24 +31,54 @@ from trial.models import Arm, Trial
 
 RATING_COLUMNS = [
     "trial", "campaign", "campaign_kind", "item_code", "case", "site", "item_kind", "source",
-    "other_source", "arm", "reader", "rater", "instrument", "answer", "value", "seconds",
+    "other_source", "arm", "reader", "rater", "instrument", "answer", "value", "chosen_source",
+    "seconds", "submitted_at",
 ]
 READING_COLUMNS = [
-    "trial", "case", "site", "arm", "reader", "status", "reading_seconds", "active_seconds",
-    "gap_seconds", "findings_ticked", "n_findings", "complex_case", "draft_used",
-    "edit_distance_from_draft", "senior_edit_distance",
+    "trial", "case", "site", "arm", "reader", "status", "opened_at", "first_image_at",
+    "submitted_at", "reading_seconds", "active_seconds", "gap_seconds", "findings_ticked",
+    "n_findings", "complex_case", "draft_used", "edit_distance_from_draft",
+    "senior_edit_distance", "review_opened_at", "review_signed_at",
 ]
 
+#: How every timestamp of the exports is written: UTC, ISO 8601, to the second.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-def _number(value: object) -> object:
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """``moment`` as UTC ISO 8601 text to the second (``2026-12-01T16:41:44Z``; the fraction
+    of a second is dropped, not rounded), or None."""
+    if moment is None:
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def _text(answer: object) -> str | None:
+    return None if answer is None else str(answer)
+
+
+def _number(answer: object) -> float | None:
+    """The answer as a number (Likert, RADPEER 1-5, error counts), else None (ACR RADPEER
+    "2a", acceptability letters, "A"/"B" of pairs)."""
+    if isinstance(answer, bool):
+        return None
     try:
-        return float(value)  # Likert, RADPEER 1-5: numbers; ACR "2a", "A"/"B": kept as text
+        number = float(answer)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return value
+        return None
+    return number if math.isfinite(number) else None
 
 
 def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
-    """One row per submitted rating value (error counts: one row per type and significance)."""
+    """One row per submitted rating value (error counts: one row per type and significance).
+
+    ``answer``: the answer as the rater gave it, as text; ``value``: the answer as a number
+    (float), empty when it is not one, and always empty for ACR RADPEER 2016 campaigns (their
+    codes 1 / 2a ... are categories, 1 best, not on the 1-5 scale); ``chosen_source``: pair
+    instruments, the source of the report the rater picked.
+    """
     rater_items = (RaterItem.objects.filter(campaign__trial=trial, rating__isnull=False)
                    .select_related("campaign", "item__case__site", "item__report__reading",
                                    "item__other", "rater__user", "rating",
@@ -53,6 +91,7 @@ def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
         item, case = ri.item, ri.item.case
         source = item.report.source
         reading = item.report.reading
+        acr = ri.campaign.radpeer_variant == inst.RADPEER_ACR2016
         base = {
             "trial": trial.slug, "campaign": ri.campaign.pk,
             "campaign_kind": ri.campaign.kind, "item_code": ri.code, "case": case.case_id,
@@ -62,7 +101,8 @@ def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
             else None,
             "reader": (reading.assignment.reader.user.get_username()
                        if reading is not None and not item.other_id else None),
-            "rater": ri.rater.user.get_username(), "seconds": ri.rating.seconds,
+            "rater": ri.rater.user.get_username(), "chosen_source": None,
+            "seconds": ri.rating.seconds, "submitted_at": utc_iso(ri.rating.submitted_at),
         }
         shown = reports_shown(ri) if item.other_id else None
         for instrument, answer in ri.rating.values.items():
@@ -70,19 +110,23 @@ def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
                 for error_type, counts in answer.items():
                     for significance, count in counts.items():
                         rows.append({**base, "instrument": f"errors.{error_type}.{significance}",
-                                     "answer": count, "value": float(count)})
+                                     "answer": _text(count), "value": _number(count)})
                 continue
-            value = _number(answer)
+            row = {**base, "instrument": instrument, "answer": _text(answer),
+                   "value": None if acr and instrument == inst.RADPEER else _number(answer)}
             if shown is not None and answer in ("A", "B"):
-                value = shown[0 if answer == "A" else 1].source
-            rows.append({**base, "instrument": instrument, "answer": answer, "value": value})
-    return pd.DataFrame(rows, columns=RATING_COLUMNS)
+                row["chosen_source"] = shown[0 if answer == "A" else 1].source
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=RATING_COLUMNS)
+    frame["value"] = frame["value"].astype("float64")
+    frame["seconds"] = frame["seconds"].astype("float64")
+    return frame
 
 
 def readings(trial: Trial) -> pd.DataFrame:
-    """One row per reading (open ones too, with status; times only once submitted)."""
-    senior = {r.case_id: r for r in Review.objects.filter(case__trial=trial,
-                                                          status=Review.Status.SIGNED)}
+    """One row per reading (open ones too, with status; durations only once submitted), with
+    its timestamps and the case's senior review (opened, signed, edit distance)."""
+    reviews = {r.case_id: r for r in Review.objects.filter(case__trial=trial)}
     rows = []
     queryset = (Reading.objects.filter(assignment__case__trial=trial)
                 .select_related("assignment__case__site", "assignment__reader__user")
@@ -90,9 +134,10 @@ def readings(trial: Trial) -> pd.DataFrame:
     for reading in queryset:
         assignment = reading.assignment
         labels = [label for label in reading.labels if label != NO_FINDING]
-        review = senior.get(assignment.case_id)
+        review = reviews.get(assignment.case_id)
+        signed = review is not None and review.status == Review.Status.SIGNED
         distance = None
-        if review is not None:
+        if signed:
             distance = (review.edit_distance_ai if assignment.arm == Arm.AI_ASSISTED
                         else review.edit_distance_scp)
         submitted = reading.status == Reading.Status.SUBMITTED
@@ -100,6 +145,9 @@ def readings(trial: Trial) -> pd.DataFrame:
             "trial": trial.slug, "case": assignment.case.case_id,
             "site": assignment.case.site.code, "arm": assignment.arm,
             "reader": assignment.reader.user.get_username(), "status": reading.status,
+            "opened_at": utc_iso(reading.opened_at),
+            "first_image_at": utc_iso(reading.first_image_at),
+            "submitted_at": utc_iso(reading.submitted_at) if submitted else None,
             "reading_seconds": reading.reading_time_s, "active_seconds": reading.active_time_s,
             "gap_seconds": reading.gap_s if submitted else None,
             "findings_ticked": ";".join(sorted(reading.labels)), "n_findings": len(labels),
@@ -108,8 +156,59 @@ def readings(trial: Trial) -> pd.DataFrame:
             # Stored at submission and amendment (None without a draft).
             "edit_distance_from_draft": reading.edit_distance_from_draft if submitted else None,
             "senior_edit_distance": distance,
+            "review_opened_at": utc_iso(review.opened_at) if review is not None else None,
+            "review_signed_at": utc_iso(review.signed_at) if signed else None,
         })
     return pd.DataFrame(rows, columns=READING_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Report texts (statistician's downloads only)
+# --------------------------------------------------------------------------------------------
+
+REPORT_TEXT_COLUMNS = [
+    "trial", "case", "site", "source", "arm", "reader", "findings", "impression",
+    "submitted_at",
+]
+REFERENCE, AI_DRAFT = "reference", "ai_draft"
+_TEXT_ORDER = {Arm.AI_ASSISTED: 0, Arm.SCP: 1, AI_DRAFT: 2, REFERENCE: 3}
+
+
+def report_texts(trial: Trial) -> pd.DataFrame:
+    """The report texts, one row per text: each submitted reading (source = its arm, as
+    amended), the senior's signed final report of each case (source ``reference``) and the
+    AI draft the AI-arm reader's editor opened with (source ``ai_draft``).
+
+    Only for the statistician's and coordinator's downloads (the texts are never merged into
+    the other tables, and nothing a rater reaches is built from this). Open readings and
+    unsigned reviews are left out: their text is a work in progress.
+    """
+    rows = []
+    queryset = (Reading.objects.filter(assignment__case__trial=trial)
+                .select_related("assignment__case__site", "assignment__reader__user", "draft")
+                .order_by("assignment__case__case_id", "assignment__arm"))
+    for reading in queryset:
+        assignment = reading.assignment
+        case = assignment.case
+        common = {"trial": trial.slug, "case": case.case_id, "site": case.site.code}
+        if reading.status == Reading.Status.SUBMITTED:
+            rows.append({**common, "source": assignment.arm, "arm": assignment.arm,
+                         "reader": assignment.reader.user.get_username(),
+                         "findings": reading.findings, "impression": reading.impression,
+                         "submitted_at": utc_iso(reading.submitted_at)})
+        if assignment.arm == Arm.AI_ASSISTED and reading.draft is not None:
+            draft = reading.draft
+            rows.append({**common, "source": AI_DRAFT, "arm": None, "reader": None,
+                         "findings": draft.findings, "impression": draft.impression,
+                         "submitted_at": utc_iso(draft.finished_at)})
+    for review in (Review.objects.filter(case__trial=trial, status=Review.Status.SIGNED)
+                   .select_related("case__site")):
+        rows.append({"trial": trial.slug, "case": review.case.case_id,
+                     "site": review.case.site.code, "source": REFERENCE, "arm": None,
+                     "reader": None, "findings": review.findings,
+                     "impression": review.impression, "submitted_at": utc_iso(review.signed_at)})
+    rows.sort(key=lambda row: (row["case"], _TEXT_ORDER.get(row["source"], 9)))
+    return pd.DataFrame(rows, columns=REPORT_TEXT_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +302,8 @@ _COMMON = {
                        "an imported source's name."),
 }
 
+_TIMESTAMP = "datetime (UTC, ISO 8601 text, to the second, e.g. 2026-12-01T16:41:44Z)"
+
 #: Every column of every exported table: (type, meaning). The data dictionary sheet.
 DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
     "ratings": {
@@ -212,14 +313,29 @@ DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
         "item_code": ("text", "The rater's opaque item code."),
         "item_kind": ("text", "single (one report) or pair (two reports side by side)."),
         "other_source": ("text", "Pairs: the source of the second report."),
-        "answer": ("text", "The answer as the rater gave it (A/B for pairs, level codes)."),
-        "value": ("number or text", "Numeric score where the answer is a number; for pairs the "
-                                    "source of the report the rater chose."),
+        "answer": ("text", "The answer as the rater gave it, as text: the level code (Likert "
+                           "and RADPEER 1-5, ACR RADPEER 2016 1/2a/2b/3a/3b, acceptability "
+                           "letter), A/B for pairs (the report shown left/right to this rater), "
+                           "the count for errors.<type>.<significance>."),
+        "value": ("number", "The answer as a number (Likert, RADPEER 1-5, error counts); empty "
+                            "when the answer is not a number (acceptability letters, pairs) and "
+                            "for ACR RADPEER 2016 campaigns, whose codes are categories (1 best; "
+                            "see answer)."),
+        "chosen_source": ("text", "Pair instruments (preference, source_id): the source of the "
+                                  "report the rater picked (A/B resolved through this rater's "
+                                  "sides); empty otherwise."),
         "seconds": ("number", "Seconds the rater spent on the item (server clock)."),
+        "submitted_at": (_TIMESTAMP, "When the rating was submitted (last submitted, when the "
+                                     "campaign allows revisions)."),
     },
     "readings": {
         **{c: _COMMON[c] for c in ("trial", "case", "site", "arm", "reader")},
         "status": ("text", "Reading status (open, submitted ...)."),
+        "opened_at": (_TIMESTAMP, "When the reader first opened the case."),
+        "first_image_at": (_TIMESTAMP, "When the first image was shown (reading time starts "
+                                       "here; empty if the page never reported it)."),
+        "submitted_at": (_TIMESTAMP, "When the report was submitted (empty while open; an "
+                                     "amendment does not change it)."),
         "reading_seconds": ("number", "Reading time: first look at the CXR to report "
                                       "submitted, seconds."),
         "active_seconds": ("number", "Reading time with idle gaps removed, seconds."),
@@ -232,6 +348,10 @@ DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
                                                 "submitted report."),
         "senior_edit_distance": ("integer", "Characters the senior changed from this report to "
                                             "the signed report."),
+        "review_opened_at": (_TIMESTAMP, "When the senior opened the case's final report "
+                                         "(empty before)."),
+        "review_signed_at": (_TIMESTAMP, "When the senior signed the case's final report "
+                                         "(empty until signed)."),
     },
     "cases": {
         **{c: _COMMON[c] for c in ("trial", "case", "site")},
@@ -253,6 +373,19 @@ DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
         "answer": ("text", "The observation as text (categories: the chosen report's source, "
                            "ACR RADPEER codes, acceptability letters)."),
     },
+    "report_texts": {
+        **{c: _COMMON[c] for c in ("trial", "case", "site")},
+        "source": ("text", "Who wrote the text: ai_assisted or scp (a submitted reading, as "
+                           "amended), reference (the senior's signed final report of the case) "
+                           "or ai_draft (the AI draft the AI-arm reader's editor opened with)."),
+        "arm": ("text", "Arm of the reading (empty for reference and ai_draft)."),
+        "reader": ("text", "Username of the junior reader who wrote the report (empty for "
+                           "reference and ai_draft)."),
+        "findings": ("text", "FINDINGS section of the report."),
+        "impression": ("text", "IMPRESSION section of the report."),
+        "submitted_at": (_TIMESTAMP, "When the text became final: the reading submitted, the "
+                                     "final report signed, the AI draft finished."),
+    },
 }
 
 
@@ -260,12 +393,12 @@ def long_format(ratings_frame: pd.DataFrame, readings_frame: pd.DataFrame) -> pd
     """One observation per row (ratings, then reading times as instruments), for R's
     ``read.csv``: numeric ``value`` where it is a number, ``answer`` as text always."""
     r = ratings_frame
-    numeric = pd.to_numeric(r["value"], errors="coerce")
     rated = pd.DataFrame({
         "trial": r["trial"], "campaign": r["campaign"], "case": r["case"], "site": r["site"],
         "source": r["source"], "arm": r["arm"], "reader": r["reader"], "rater": r["rater"],
-        "instrument": r["instrument"], "value": numeric,
-        "answer": r["value"].where(numeric.isna(), r["answer"]).astype(object),
+        "instrument": r["instrument"], "value": pd.to_numeric(r["value"], errors="coerce"),
+        "answer": r["chosen_source"].where(r["chosen_source"].notna(), r["answer"])
+        .astype(object),
     })
     parts = [rated]
     submitted = readings_frame[readings_frame["reading_seconds"].notna()]
@@ -279,7 +412,9 @@ def long_format(ratings_frame: pd.DataFrame, readings_frame: pd.DataFrame) -> pd
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=LONG_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[LONG_COLUMNS]
+    long = pd.concat(parts, ignore_index=True)[LONG_COLUMNS]
+    long["campaign"] = long["campaign"].astype("Int64")  # empty for reading times
+    return long
 
 
 def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -346,7 +481,8 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 def csv_files(frames: dict[str, pd.DataFrame]) -> dict[str, bytes]:
     """Every table as ``<name>.csv`` (in the frames' order), then ``DICTIONARY_CSV``: the one
     serialisation the CSV export, the zip download and the data snapshot hash all use (the
-    hash is over the tables' files, in this order, the dictionary left out)."""
+    hash is over the report's tables' files, in this order, the dictionary left out; the
+    report's frames have no report_texts, the zip download's do)."""
     files = {f"{name}.csv": csv_bytes(frame) for name, frame in frames.items()}
     files[DICTIONARY_CSV] = csv_bytes(data_dictionary(frames))
     return files
@@ -364,19 +500,55 @@ def export_csv(files: dict[str, bytes], directory: Path | str) -> list[Path]:
     return written
 
 
+#: Column widths of the XLSX sheets, in characters: the longest cell (line) or header, within.
+MIN_WIDTH, MAX_WIDTH = 8, 60
+
+
+def _width(header: str, column: pd.Series) -> int:
+    lengths = [len(str(header))]
+    cells = column.dropna().astype(str)
+    if len(cells):
+        if cells.str.contains("\n", regex=False).any():  # report texts: the longest line
+            cells = cells.str.split("\n").explode()
+        lengths.append(int(cells.str.len().max()))
+    return min(MAX_WIDTH, max(MIN_WIDTH, max(lengths) + 2))
+
+
+def _write_sheet(writer: pd.ExcelWriter, name: str, frame: pd.DataFrame) -> None:
+    """``frame`` neutralised on sheet ``name``: header row frozen, an autofilter over every
+    column, widths fitted to the contents; numbers (int, float columns, and numbers in object
+    columns) are written as numbers, text as text."""
+    from openpyxl.utils import get_column_letter
+
+    safe = neutralise_frame(frame)
+    safe.to_excel(writer, sheet_name=name, index=False)
+    sheet = writer.sheets[name]
+    sheet.freeze_panes = "A2"
+    if safe.shape[1]:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(safe.shape[1])}{len(safe) + 1}"
+    for position, header in enumerate(safe.columns, start=1):
+        sheet.column_dimensions[get_column_letter(position)].width = _width(
+            header, safe.iloc[:, position - 1])
+
+
 def export_xlsx(frames: dict[str, pd.DataFrame], path: Path | str | BinaryIO) -> None:
     """One sheet per table and a "data dictionary" sheet describing every column; cells are
     neutralised as in the CSVs (openpyxl would otherwise store text starting with ``=`` as a
-    live formula)."""
+    live formula). Every sheet: header row frozen, autofilter, fitted column widths."""
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, frame in frames.items():
-            neutralise_frame(frame).to_excel(writer, sheet_name=name[:31], index=False)
-        neutralise_frame(data_dictionary(frames)).to_excel(writer, sheet_name="data dictionary",
-                                                           index=False)
+            _write_sheet(writer, name[:31], frame)
+        _write_sheet(writer, "data dictionary", data_dictionary(frames))
 
 
-def export_frames(trial: Trial) -> dict[str, pd.DataFrame]:
-    """The tidy tables of a trial, in the fixed export order: cases, readings, ratings, long."""
+def export_frames(trial: Trial, *, texts: bool = False) -> dict[str, pd.DataFrame]:
+    """The tidy tables of a trial, in the fixed export order: cases, readings, ratings, long;
+    with ``texts``, then ``report_texts`` (:func:`report_texts`): only the statistician's and
+    coordinator's downloads ask for it (``analysis.views``); the report, its data snapshot and
+    its hash are over the four tables."""
     rating_rows, reading_rows = ratings(trial), readings(trial)
-    return {"cases": cases(trial, readings_frame=reading_rows), "readings": reading_rows,
-            "ratings": rating_rows, "long": long_format(rating_rows, reading_rows)}
+    frames = {"cases": cases(trial, readings_frame=reading_rows), "readings": reading_rows,
+              "ratings": rating_rows, "long": long_format(rating_rows, reading_rows)}
+    if texts:
+        frames["report_texts"] = report_texts(trial)
+    return frames

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import stats
+from analysis import blinding, stats
 from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 
 AI, SCP = "ai_assisted", "scp"
@@ -89,6 +89,12 @@ def clean(value: Any) -> Any:
 
 def _numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce")
+
+
+def _picks(rows: pd.DataFrame) -> pd.Series:
+    """Pair instruments: the source of the report each rater picked, as text (the datasets'
+    ``chosen_source``; frames without that column carry it in ``value``)."""
+    return (rows["chosen_source"] if "chosen_source" in rows else rows["value"]).astype(str)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +215,7 @@ def arm_scores(rows: pd.DataFrame) -> pd.DataFrame:
     return _report_scores(rows[rows["arm"].isin(ARMS)], ["case", "arm"])
 
 
-def arm_outcome(rows: pd.DataFrame, *, mixed: bool) -> dict[str, Any]:
+def arm_outcome(rows: pd.DataFrame, *, mixed: bool, confidence: float = 0.95) -> dict[str, Any]:
     """Mean ± SD per arm of per-report scores; Student, Welch and paired t; the mixed model."""
     rows = rows[rows["arm"].isin(ARMS)]
     if not len(rows):
@@ -226,18 +232,21 @@ def arm_outcome(rows: pd.DataFrame, *, mixed: bool) -> dict[str, Any]:
         for key in ("student", "welch", "paired", "mixed_model"):
             result[key] = unavailable(why)
         return result
-    result["student"] = _attempt(lambda: stats.compare_groups(by_arm[AI], by_arm[SCP]))
+    c = confidence
+    result["student"] = _attempt(lambda: stats.compare_groups(by_arm[AI], by_arm[SCP],
+                                                              confidence=c))
     result["welch"] = _attempt(lambda: stats.compare_groups(by_arm[AI], by_arm[SCP],
-                                                            equal_var=False))
+                                                            equal_var=False, confidence=c))
     wide = scores.pivot(index="case", columns="arm", values="value").reindex(columns=list(ARMS))
     both = wide.dropna()
-    result["paired"] = _attempt(lambda: stats.compare_groups(both[AI], both[SCP], paired=True))
+    result["paired"] = _attempt(lambda: stats.compare_groups(both[AI], both[SCP], paired=True,
+                                                             confidence=c))
     if mixed:
         result["mixed_model"] = _attempt(lambda: stats.mixed_model(
-            rows, "value", arm="arm", groups=("reader", "case", "rater"), reference=SCP))
+            rows, "value", arm="arm", groups=("reader", "case", "rater"), reference=SCP,
+            confidence=c))
     else:
-        result["mixed_model"] = unavailable(
-            "mixed model not run (mixed=False: --no-mixed, or the page without ?mixed=1)")
+        result["mixed_model"] = unavailable("mixed model not run (analyze --no-mixed)")
     return result
 
 
@@ -273,7 +282,7 @@ def preference(ratings: pd.DataFrame) -> dict[str, Any]:
     rows = rows.assign(_a=[p[0] for p in pairs], _b=[p[1] for p in pairs])
     out: dict[str, Any] = {"available": True, "comparisons": {}}
     for (kind, a, b), group in rows.groupby(["campaign_kind", "_a", "_b"], sort=True):
-        votes = group.assign(vote=(group["value"].astype(str) == a).astype(float))
+        votes = group.assign(vote=(_picks(group) == a).astype(float))
         votes = votes.drop_duplicates(["rater", "case"], keep="last").sort_values(
             ["case", "rater"])
         # A case's raters may differ from another's (a case's pairs go to disjoint raters), so
@@ -308,7 +317,7 @@ def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
             out["comparisons"][key] = unavailable(
                 "exactly one of the two reports must be model-written to score the answers")
             continue
-        picks = group["value"].astype(str)
+        picks = _picks(group)
         correct = int((picks == model[0]).sum())
         n = len(group)
         entry = {"available": True, "campaign_kind": kind, "model_source": model[0],
@@ -328,20 +337,29 @@ def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
 # Reading time and positive rates
 # --------------------------------------------------------------------------------------------
 
-def _time_comparison(times: pd.DataFrame, column: str) -> dict[str, Any]:
+def _time_comparison(times: pd.DataFrame, column: str, *, confidence: float = 0.95,
+                     mixed: bool = False) -> dict[str, Any]:
+    c = confidence
     by_arm = {arm: _numeric(times.loc[times["arm"] == arm, column]).dropna() for arm in ARMS}
     out: dict[str, Any] = {
         "available": True,
         "per_arm": {arm: _attempt(lambda v=v: stats.describe(v)) for arm, v in by_arm.items()},
     }
-    student = _attempt(lambda: stats.compare_groups(by_arm[SCP], by_arm[AI]))
+    student = _attempt(lambda: stats.compare_groups(by_arm[SCP], by_arm[AI], confidence=c))
     out["student"] = student
     out["welch"] = _attempt(lambda: stats.compare_groups(by_arm[SCP], by_arm[AI],
-                                                         equal_var=False))
+                                                         equal_var=False, confidence=c))
     wide = (times.assign(_t=_numeric(times[column]))
             .pivot_table(index="case", columns="arm", values="_t", aggfunc="mean")
             .reindex(columns=list(ARMS)).dropna())
-    out["paired"] = _attempt(lambda: stats.compare_groups(wide[SCP], wide[AI], paired=True))
+    out["paired"] = _attempt(lambda: stats.compare_groups(wide[SCP], wide[AI], paired=True,
+                                                          confidence=c))
+    if mixed:
+        # Reader and case random effects (no raters in a reading); effect SCP − AI-assisted as
+        # the t-tests report it (the reduction).
+        frame = times.assign(_t=_numeric(times[column])).dropna(subset=["_t"])
+        out["mixed_model"] = _attempt(lambda: stats.mixed_model(
+            frame, "_t", arm="arm", groups=("reader", "case"), reference=AI, confidence=c))
     if student["available"] and student["mean_a"]:
         out["reduction_seconds"] = student["difference"]
         out["reduction_percent"] = 100 * student["difference"] / student["mean_a"]
@@ -351,7 +369,8 @@ def _time_comparison(times: pd.DataFrame, column: str) -> dict[str, Any]:
     return out
 
 
-def reading_time(readings: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
+def reading_time(readings: pd.DataFrame, cases: pd.DataFrame, *, confidence: float = 0.95,
+                 mixed: bool = False) -> dict[str, Any]:
     """Reading time per arm, SCP − AI with CI and P, % reduction; overall and complex cases."""
     times = _submitted(readings)
     times = times[times["reading_seconds"].notna()]
@@ -364,11 +383,12 @@ def reading_time(readings: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
     subset = times[times["case"].isin(complex_cases)]
     return {
         "available": True,
-        "overall": _time_comparison(times, "reading_seconds"),
-        "complex_cases": (_time_comparison(subset, "reading_seconds") if len(subset)
-                          else unavailable("no complex cases read yet")),
+        "overall": _time_comparison(times, "reading_seconds", confidence=confidence,
+                                    mixed=mixed),
+        "complex_cases": (_time_comparison(subset, "reading_seconds", confidence=confidence)
+                          if len(subset) else unavailable("no complex cases read yet")),
         "n_complex_cases": len(complex_cases),
-        "active_time": _time_comparison(times, "active_seconds"),
+        "active_time": _time_comparison(times, "active_seconds", confidence=confidence),
     }
 
 
@@ -423,19 +443,32 @@ def retrospective(ratings: pd.DataFrame, acr_campaigns: set[Any]) -> dict[str, A
 # The whole summary
 # --------------------------------------------------------------------------------------------
 
-def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame, *,
-              mixed: bool = True, acr_campaigns: Iterable[Any] = ()) -> dict[str, Any]:
-    """Every number of the report (JSON-serialisable; NaN never appears, None with a note).
+def complete_reports(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows of reports rated by as many raters as the most-rated report of their campaign
+    (the plan's "complete reports only" rule) and how many reports were left out."""
+    if not len(rows):
+        return rows, 0
+    keys = ["campaign", "case", "source"]
+    per_report = rows.groupby(keys)["rater"].nunique().rename("_n").reset_index()
+    per_report["_max"] = per_report.groupby("campaign")["_n"].transform("max")
+    kept = per_report[per_report["_n"] == per_report["_max"]][keys]
+    return rows.merge(kept, on=keys), int(len(per_report) - len(kept))
 
-    ``acr_campaigns``: campaigns whose RADPEER uses ACR 2016 codes (left out of the means;
-    campaigns with any non-numeric RADPEER answer are detected anyway).
-    """
-    acr = set(acr_campaigns)
+
+def arm_outcomes(ratings: pd.DataFrame, *, acr: set[Any], mixed: bool,
+                 confidence: float = 0.95,
+                 missing: str = "available") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Quality and agreement per arm (and Kendall's W) over ``ratings``: one campaign, or the
+    campaigns a plan pools."""
     outcomes: dict[str, Any] = {}
     kendall: dict[str, Any] = {}
     for name, instrument in OUTCOMES.items():
         rows, notes = outcome_rows(ratings, instrument, acr)
-        entry = arm_outcome(rows, mixed=mixed)
+        if missing == "complete":
+            rows, dropped = complete_reports(rows)
+            notes = [*notes, f"complete reports only (analysis plan): {dropped} report(s) "
+                             "with fewer raters left out"]
+        entry = arm_outcome(rows, mixed=mixed, confidence=confidence)
         entry["instrument"] = instrument
         if notes:
             entry["notes"] = notes
@@ -448,8 +481,221 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
         armed = rows[rows["arm"].isin(ARMS)]
         kendall[name] = (kendall_per_arm(armed) if len(armed)
                          else unavailable(f"no {instrument} ratings of the arms yet"))
+    return outcomes, kendall
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis plan: which campaign is primary, what is pre-specified
+# --------------------------------------------------------------------------------------------
+
+PRE_PRIMARY = "pre-specified, primary"
+PRE_SECONDARY = "pre-specified, secondary"
+PRE_SUBGROUP = "pre-specified subgroup"
+EXPLORATORY = "exploratory"
+NO_PLAN = "exploratory (no signed analysis plan)"
+METHOD_LABELS = {"student": "independent t (Student, as published)",
+                 "welch": "independent t (Welch)", "paired": "paired by case",
+                 "mixed_model": "mixed model (random effects)"}
+
+
+def basis(plan: dict[str, Any] | None, outcome: str, method: str | None = None, *,
+          campaign: Any = None, subgroup: str | None = None) -> str:
+    """Whether a number was pre-specified by the signed plan or is exploratory.
+
+    Pre-specified: the outcome is one of the plan's primary (or secondary) outcomes, computed
+    with the plan's primary method (``None``: a method-free outcome such as preference), on
+    the plan's primary campaign (``None``: not from a rating campaign), and, for a subgroup,
+    the subgroup is in the plan. Anything else is exploratory."""
+    if plan is None:
+        return NO_PLAN
+    if campaign is not None and campaign != plan.get("primary_campaign_id"):
+        return EXPLORATORY
+    if method is not None and method != plan.get("primary_method"):
+        return EXPLORATORY
+    if outcome in plan.get("primary_outcomes", []):
+        level = PRE_PRIMARY
+    elif outcome in plan.get("secondary_outcomes", []):
+        level = PRE_SECONDARY
+    else:
+        return EXPLORATORY
+    if subgroup is not None:
+        return PRE_SUBGROUP if subgroup in plan.get("subgroups", []) else EXPLORATORY
+    return level
+
+
+def choose_primary(campaigns: dict[Any, dict[str, Any]], ratings: pd.DataFrame,
+                   plan: dict[str, Any] | None) -> tuple[Any, str]:
+    """The campaign the primary analysis uses, and why that one."""
+    if plan is not None and plan.get("primary_campaign_id") is not None:
+        return plan["primary_campaign_id"], "the signed analysis plan"
+    rated = set(ratings["campaign"].dropna()) if len(ratings) else set()
+    prospective = sorted((cid for cid, info in campaigns.items()
+                          if info.get("kind") == PROSPECTIVE and cid in rated), key=str)
+    if not prospective:
+        return None, "no prospective campaign has ratings yet"
+    if len(prospective) == 1:
+        return prospective[0], "the only prospective campaign with ratings; no signed plan"
+    return prospective[0], (f"no signed analysis plan: the first of {len(prospective)} "
+                            "prospective campaigns; the others have their own sections")
+
+
+def _campaigns_seen(ratings: pd.DataFrame,
+                    campaigns: dict[Any, dict[str, Any]] | None) -> dict[Any, dict[str, Any]]:
+    """Every campaign with ratings (name and kind), plus the ones the caller named."""
+    known = dict(campaigns or {})
+    if len(ratings):
+        for cid, kind in ratings[["campaign", "campaign_kind"]].drop_duplicates().itertuples(
+                index=False):
+            known.setdefault(cid, {"name": f"campaign {cid}", "kind": kind})
+    return known
+
+
+def campaign_analysis(ratings: pd.DataFrame, cid: Any, info: dict[str, Any], *,
+                      acr: set[Any], mixed: bool, confidence: float,
+                      missing: str) -> dict[str, Any]:
+    """One campaign's own results: never pooled with another campaign's ratings."""
+    rows = ratings[ratings["campaign"] == cid]
+    out: dict[str, Any] = {"id": cid, "name": info.get("name", str(cid)),
+                           "kind": info.get("kind"), "n_ratings": len(rows),
+                           "n_raters": int(rows["rater"].nunique())}
+    if not len(rows):
+        out["available"] = False
+        out["reason"] = "no ratings in this campaign yet"
+        return out
+    out["available"] = True
+    if info.get("kind") == PROSPECTIVE:
+        out["outcomes"], out["kendall"] = arm_outcomes(rows, acr=acr, mixed=mixed,
+                                                       confidence=confidence, missing=missing)
+    else:
+        out["retrospective"] = retrospective(rows, acr)
+    out["preference"] = preference(rows)
+    out["source_identification"] = source_identification(rows)
+    return out
+
+
+def subgroups(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame, *,
+              acr: set[Any], confidence: float, plan: dict[str, Any] | None,
+              primary: Any) -> dict[str, Any]:
+    """Complex cases and each site: quality and agreement (primary campaign) and reading time,
+    independent t-tests; labelled pre-specified only when the plan lists the subgroup."""
+    if len(cases) and cases["complex_case"].notna().any():
+        complex_cases = set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
+    else:
+        complex_cases = set(readings.loc[readings["complex_case"].fillna(False).astype(bool),
+                                         "case"]) if len(readings) else set()
+    groups: dict[str, tuple[str, set[Any]]] = {"complex_cases": ("complex_cases",
+                                                                 complex_cases)}
+    sites = sorted(set(cases["site"].dropna()), key=str) if len(cases) else []
+    if len(sites) > 1:
+        for site in sites:
+            groups[f"site {site}"] = ("sites", set(cases.loc[cases["site"] == site, "case"]))
+    primary_rows = ratings[ratings["campaign"] == primary] if primary is not None else (
+        ratings.iloc[0:0])
+    times = _submitted(readings)
+    out: dict[str, Any] = {}
+    for label, (kind, members) in groups.items():
+        entry: dict[str, Any] = {"kind": kind, "n_cases": len(members)}
+        for name, instrument in OUTCOMES.items():
+            rows, _ = outcome_rows(primary_rows[primary_rows["case"].isin(members)],
+                                   instrument, acr)
+            scores = arm_scores(rows)
+            by_arm = {arm: scores.loc[scores["arm"] == arm, "value"] for arm in ARMS}
+            entry[name] = (_attempt(lambda b=by_arm: stats.compare_groups(
+                b[AI], b[SCP], confidence=confidence)) if all(len(v) for v in by_arm.values())
+                else unavailable("no rated reports of both arms in this subgroup"))
+            entry[name]["basis"] = basis(plan, name, "student", campaign=primary, subgroup=kind)
+        subset = times[times["case"].isin(members) & times["reading_seconds"].notna()]
+        by_arm = {arm: _numeric(subset.loc[subset["arm"] == arm, "reading_seconds"]).dropna()
+                  for arm in ARMS}
+        entry["reading_time"] = (_attempt(lambda b=by_arm: stats.compare_groups(
+            b[SCP], b[AI], confidence=confidence)) if all(len(v) for v in by_arm.values())
+            else unavailable("no readings of both arms in this subgroup"))
+        entry["reading_time"]["basis"] = basis(plan, "reading_time", "student", subgroup=kind)
+        out[label] = entry
+    return out
+
+
+def _label_bases(summary: dict[str, Any], plan: dict[str, Any] | None, primary: Any) -> None:
+    """Write each number's basis (pre-specified or exploratory) next to it."""
+    for name, entry in summary["outcomes"].items():
+        entry["basis"] = {method: basis(plan, name, method, campaign=primary)
+                          for method in ("student", "welch", "paired", "mixed_model")}
+    times = summary["reading_time"]
+    if times.get("available"):
+        times["basis"] = {method: basis(plan, "reading_time", method)
+                          for method in ("student", "welch", "paired", "mixed_model")}
+        times["complex_cases_basis"] = basis(plan, "reading_time", "student",
+                                             subgroup="complex_cases")
+    summary["preference"]["basis"] = basis(plan, "preference", campaign=primary)
+    for entry in summary["campaigns"].values():
+        real_id = entry.get("id")
+        for name, outcome in entry.get("outcomes", {}).items():
+            outcome["basis"] = {method: basis(plan, name, method, campaign=real_id)
+                                for method in ("student", "welch", "paired", "mixed_model")}
+        if "preference" in entry:
+            entry["preference"]["basis"] = basis(plan, "preference", campaign=real_id)
+    pooled = summary["pooled"]
+    if pooled.get("available"):
+        for name, outcome in pooled["outcomes"].items():
+            pre = basis(plan, name, plan.get("primary_method") if plan else None)
+            outcome["basis"] = {method: (f"{pre} (pooled as planned)"
+                                         if method == (plan or {}).get("primary_method")
+                                         and pre != EXPLORATORY else "exploratory (pooled)")
+                                for method in ("student", "welch", "paired", "mixed_model")}
+    summary["positive_rates"]["basis"] = basis(plan, "positive_rates")
+
+
+def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame, *,
+              mixed: bool = True, acr_campaigns: Iterable[Any] = (),
+              plan: dict[str, Any] | None = None,
+              campaigns: dict[Any, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every number of the report (JSON-serialisable; NaN never appears, None with a note).
+
+    ``acr_campaigns``: campaigns whose RADPEER uses ACR 2016 codes (left out of the means;
+    campaigns with any non-numeric RADPEER answer are detected anyway). ``plan``: the signed
+    analysis plan (``analysis.plans.plan_summary``), or None. ``campaigns``: id -> name and
+    kind. Rating outcomes are computed per campaign; the top-level ``outcomes``, ``kendall``
+    and ``preference`` are the primary campaign's (the plan's, else the first prospective
+    one), and campaigns are pooled only in ``pooled``, when the plan says so.
+    """
+    acr = set(acr_campaigns)
+    confidence = 1 - float(plan["alpha"]) if plan else 0.95
+    missing = plan.get("missing_ratings", "available") if plan else "available"
+    known = _campaigns_seen(ratings, campaigns)
+    primary, why = choose_primary(known, ratings, plan)
+    per_campaign = {cid: campaign_analysis(ratings, cid, info, acr=acr, mixed=mixed,
+                                           confidence=confidence, missing=missing)
+                    for cid, info in sorted(known.items(), key=lambda kv: str(kv[0]))}
+    primary_rows = ratings[ratings["campaign"] == primary] if primary is not None else (
+        ratings.iloc[0:0])
+    if primary is not None and primary in per_campaign and per_campaign[primary].get(
+            "outcomes"):
+        outcomes, kendall = per_campaign[primary]["outcomes"], per_campaign[primary]["kendall"]
+    else:
+        outcomes, kendall = arm_outcomes(primary_rows, acr=acr, mixed=mixed,
+                                         confidence=confidence, missing=missing)
+    # The headline sections use one campaign of each kind (the primary prospective one and the
+    # first retrospective one); every campaign has its own section in ``campaigns``.
+    retro_ids = sorted((cid for cid, info in known.items()
+                        if info.get("kind") == RETROSPECTIVE), key=str)
+    headline_ids = [cid for cid in (primary, retro_ids[0] if retro_ids else None)
+                    if cid is not None]
+    headline = ratings[ratings["campaign"].isin(headline_ids)]
+    pooled: dict[str, Any] = unavailable("the analysis plan pools no campaigns")
+    if plan and plan.get("pooled_campaigns") and primary is not None:
+        ids = [primary, *plan["pooled_campaigns"]]
+        pooled_outcomes, _ = arm_outcomes(ratings[ratings["campaign"].isin(ids)], acr=acr,
+                                          mixed=mixed, confidence=confidence, missing=missing)
+        pooled = {"available": True, "campaigns": ids, "outcomes": pooled_outcomes,
+                  "label": "pooled as the analysis plan pre-specifies: campaigns "
+                           + ", ".join(str(known.get(i, {}).get("name", i)) for i in ids)}
     summary = {
         "notes": NOTES,
+        "plan": plan,
+        "confidence": confidence,
+        "primary_campaign": {"id": primary, "why": why,
+                             "name": known.get(primary, {}).get("name") if primary is not None
+                             else None},
         "counts": {"ratings_rows": len(ratings), "readings": len(readings),
                    "cases": len(cases), "raters": int(ratings["rater"].nunique()),
                    "readers": int(readings["reader"].nunique())},
@@ -457,10 +703,21 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
         "baseline": baseline(cases, readings),
         "outcomes": outcomes,
         "kendall": kendall,
-        "preference": preference(ratings),
-        "reading_time": reading_time(readings, cases),
+        "preference": (per_campaign[primary]["preference"]
+                       if primary in per_campaign and "preference" in per_campaign[primary]
+                       else preference(primary_rows) if primary is not None
+                       else unavailable("no prospective campaign has ratings yet")),
+        "reading_time": reading_time(readings, cases, confidence=confidence, mixed=mixed),
         "positive_rates": positive_rates(readings),
-        "retrospective": retrospective(ratings, acr),
-        "source_identification": source_identification(ratings),
+        "retrospective": retrospective(headline, acr),
+        "source_identification": source_identification(headline),
+        "headline_campaigns": headline_ids,
+        "blinding": blinding.blinding_assessment(ratings, confidence=confidence),
+        "consistency_flags": blinding.consistency_flags(ratings, acr_campaigns=acr),
+        "campaigns": {str(cid): entry for cid, entry in per_campaign.items()},
+        "pooled": pooled,
+        "subgroups": subgroups(ratings, readings, cases, acr=acr, confidence=confidence,
+                               plan=plan, primary=primary),
     }
+    _label_bases(summary, plan, primary)
     return clean(summary)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import plan_views, views
 
 app_name = "analysis"
 urlpatterns = [
@@ -10,4 +10,5 @@ urlpatterns = [
     path("<slug:trial_slug>/export.xlsx", views.export_xlsx, name="export-xlsx"),
     path("<slug:trial_slug>/export.csv.zip", views.export_csv_zip, name="export-csv"),
     path("<slug:trial_slug>/report.pdf", views.report_pdf, name="report-pdf"),
+    path("<slug:trial_slug>/plan/", plan_views.plan_page, name="plan"),
 ]

@@ -1,8 +1,7 @@
 """The statistician's page: the same report as ``manage.py analyze``, and its downloads.
 
 Open to the trial's statisticians and coordinators (and superusers): 404 to people with no
-role in the trial (its existence is not disclosed), 403 to its other roles. The mixed model
-is slow on large trials (tens of seconds), so the page runs it only when asked (``?mixed=1``).
+role in the trial (its existence is not disclosed), 403 to its other roles.
 
 The analysis modules (pandas, scipy, statsmodels, matplotlib) are imported inside the views,
 not here: the URLconf imports this module, and every process would otherwise pay for them at
@@ -44,21 +43,19 @@ def analysis_trial(user, slug: str, what: str) -> Trial:
 
 @login_required
 def report_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
-    """The report in the browser (figures embedded), with links to the exports."""
+    """The report in the site's pages (figures embedded), with links to the exports and the
+    analysis plan. The mixed model is always in it (it takes well under a second)."""
     from analysis.report import build_context, render_html
 
     trial = analysis_trial(request.user, trial_slug, "report page")
-    mixed = request.GET.get("mixed") == "1"
-    context = build_context(trial, figures=True, mixed=mixed)
-    here = reverse("analysis:report", args=[trial.slug])
+    context = build_context(trial, figures=True, mixed=True)
     context["links"] = [
         {"url": reverse("analysis:export-xlsx", args=[trial.slug]), "label": "Data (XLSX)"},
         {"url": reverse("analysis:export-csv", args=[trial.slug]), "label": "Data (CSV zip)"},
         {"url": reverse("analysis:report-pdf", args=[trial.slug]), "label": "Report (PDF)"},
-        {"url": here if mixed else f"{here}?mixed=1",
-         "label": "Without the mixed model" if mixed else "Include the mixed model (slow)"},
+        {"url": reverse("analysis:plan", args=[trial.slug]), "label": "Analysis plan"},
     ]
-    return HttpResponse(render_html(context, request))
+    return HttpResponse(render_html(context, request, template="analysis/report_page.html"))
 
 
 def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
@@ -69,23 +66,25 @@ def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
 
 @login_required
 def export_xlsx(request: HttpRequest, trial_slug: str) -> HttpResponse:
-    """The tidy tables and their data dictionary as one workbook."""
+    """The tidy tables, the report texts (a sheet of their own) and their data dictionary as
+    one workbook."""
     from analysis import datasets
 
     trial = analysis_trial(request.user, trial_slug, "data (XLSX)")
     buffer = io.BytesIO()
-    datasets.export_xlsx(datasets.export_frames(trial), buffer)
+    datasets.export_xlsx(datasets.export_frames(trial, texts=True), buffer)
     return _download(buffer.getvalue(), "application/vnd.openxmlformats-officedocument."
                      "spreadsheetml.sheet", f"{trial.slug}-data.xlsx")
 
 
 @login_required
 def export_csv_zip(request: HttpRequest, trial_slug: str) -> HttpResponse:
-    """The tidy CSVs (the ones the snapshot hash is over) and data_dictionary.csv, zipped."""
+    """The tidy CSVs (the ones the snapshot hash is over), report_texts.csv (not in the hash)
+    and data_dictionary.csv, zipped."""
     from analysis import datasets
 
     trial = analysis_trial(request.user, trial_slug, "data (CSV zip)")
-    files = datasets.csv_files(datasets.export_frames(trial))
+    files = datasets.csv_files(datasets.export_frames(trial, texts=True))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():
@@ -95,11 +94,11 @@ def export_csv_zip(request: HttpRequest, trial_slug: str) -> HttpResponse:
 
 @login_required
 def report_pdf(request: HttpRequest, trial_slug: str) -> HttpResponse:
-    """The PDF report (without the mixed model unless ``?mixed=1``)."""
+    """The PDF report (the same context as the page)."""
     from analysis.report import build_context, render_pdf
 
     trial = analysis_trial(request.user, trial_slug, "report (PDF)")
-    context = build_context(trial, figures=True, mixed=request.GET.get("mixed") == "1")
+    context = build_context(trial, figures=True, mixed=True)
     buffer = io.BytesIO()
     render_pdf(context, buffer)
     return _download(buffer.getvalue(), "application/pdf", f"{trial.slug}-report.pdf")

@@ -12,23 +12,34 @@ report rated for quality and agreement by every rater, one preference pair per c
     runs each, after one warm-up run. Goals: at most 1 s at 1x and at most 60 s at 100x (a
     goal is printed only for the scale it is set for). Then the per-case cost ratio between the
     two sizes (1.0 = exactly linear).
-(b) The mixed model alone (``analysis.stats.mixed_model``, quality and agreement) at
-    ``--cases``, after statsmodels is imported: the part (a) leaves out.
+(b) The whole analysis, ``summarize(..., mixed=True)`` (the mixed model of quality and of
+    agreement included), at the same two sizes and with the same goals.
+(c) The mixed model alone (``analysis.stats.mixed_model``, quality and agreement): the fast
+    REML fitter (``analysis.mixed``) against the statsmodels fit it replaced
+    (``analysis.stats.mixed_model_statsmodels``) at ``--cases``, in the same run: times, their
+    ratio, the largest absolute difference of effect, SE, variance components and residual
+    variance, and -2 REML log-likelihood of both estimates (lower = the better optimum). Where
+    they differ by more than 1e-4, statsmodels is refitted with derivative-free Powell, which
+    does not stall on the boundary as its L-BFGS does. statsmodels gets one BLAS thread, as
+    the fast fitter (with OpenBLAS' threads on a busy machine it was 3-5x slower). The fast
+    fitter alone is also timed at ``--scale`` x; statsmodels is not (too slow there).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis import stats  # noqa: E402
+from analysis import mixed, stats  # noqa: E402
 from analysis.summary import FINDINGS, summarize  # noqa: E402
 
 # analysis.datasets' columns (not imported from there: that module needs Django set up).
@@ -49,7 +60,9 @@ CASE_COLUMNS = [
 READERS = {"ai_assisted": ["r1", "r2", "r3"], "scp": ["r4", "r5", "r6"]}
 RATERS = [f"rater{i}" for i in range(1, 6)]
 MEANS = {"ai_assisted": (4.37, 4.27, 119.4), "scp": (4.11, 4.09, 146.6)}
-GOAL_SECONDS = {1: 1.0, 100: 60.0}  # summarize without the mixed model, by scale
+GOAL_SECONDS = {1: 1.0, 100: 60.0}  # summarize, with or without the mixed model, by scale
+OUTCOMES = {"quality": "likert", "agreement": "radpeer"}
+GROUPS = ("reader", "case", "rater")
 
 
 def synthetic_frames(n_cases: int, *, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -127,6 +140,47 @@ def _goal(scale: int, seconds: float) -> str:
     return f"  (goal <= {goal:g} s at {scale}x: {'met' if seconds <= goal else 'MISSED'})"
 
 
+def mixed_inputs(ratings: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The rating rows of each outcome, as summarize passes them to the mixed model."""
+    rows = ratings[ratings["instrument"].isin(OUTCOMES.values())]
+    return {name: rows[rows["instrument"] == instrument].assign(
+        value=lambda f: f["value"].astype(float)) for name, instrument in OUTCOMES.items()}
+
+
+def fit_all(frames: dict[str, pd.DataFrame], fitter, **kwargs) -> dict[str, Any]:
+    return {name: fitter(frame, "value", reference="scp", **kwargs)
+            for name, frame in frames.items()}
+
+
+def differences(a: stats.MixedModelResult, b: stats.MixedModelResult) -> dict[str, float]:
+    out = {"effect": abs(a.effect - b.effect), "SE": abs(a.se - b.se),
+           "residual": abs(a.residual_variance - b.residual_variance)}
+    out.update({f"var({g})": abs(v - b.variance_components[g])
+                for g, v in a.variance_components.items()})
+    return out
+
+
+def _largest(diff: dict[str, float]) -> str:
+    name = max(diff, key=diff.get)
+    return f"{diff[name]:.2e} ({name})"
+
+
+def reml_deviance(frame: pd.DataFrame, result: stats.MixedModelResult) -> float:
+    """-2 REML log-likelihood of a result's estimates, on the fast fitter's scale."""
+    y = frame["value"].to_numpy(float)
+    X = np.column_stack([np.ones(len(y)), (frame["arm"] == "ai_assisted").to_numpy(float)])
+    theta = [result.variance_components[g] / result.residual_variance for g in GROUPS]
+    return mixed.reml_deviance(y, X, [pd.factorize(frame[g])[0] for g in GROUPS], theta)
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=297)
@@ -136,32 +190,77 @@ def main() -> int:
     n_large = args.cases * args.scale
 
     small = synthetic_frames(args.cases)
-    summarize(*small, mixed=False)  # warm-up: imports, caches
+    summarize(*small, mixed=True)  # warm-up: imports (statsmodels' too), caches
     t_small = timed(lambda: summarize(*small, mixed=False), args.repeat)
-
-    import statsmodels.formula.api  # noqa: F401  (mixed_model imports it lazily; not timed)
+    t_small_mixed = timed(lambda: summarize(*small, mixed=True), args.repeat)
 
     # Before the large tables exist: with their millions of Python objects alive, the garbage
-    # collector's passes made the same fit ~9x slower here, which is not the model's cost.
-    rows = small[0][small[0]["instrument"].isin(["likert", "radpeer"])]
-    t_mixed = timed(lambda: [stats.mixed_model(rows[rows.instrument == i].assign(
-        value=lambda f: f["value"].astype(float)), "value", reference="scp")
-        for i in ("likert", "radpeer")], 1)
+    # collector's passes made the same statsmodels fit ~9x slower, which is not the model's cost.
+    frames = mixed_inputs(small[0])
+    t_fast = timed(lambda: fit_all(frames, stats.mixed_model), args.repeat)
+    fast = fit_all(frames, stats.mixed_model)
+    with _one_blas_thread():
+        start = time.perf_counter()
+        slow = fit_all(frames, stats.mixed_model_statsmodels)
+        t_slow = time.perf_counter() - start
+        diff = {name: differences(fast[name], slow[name]) for name in frames}
+        powell = {name: stats.mixed_model_statsmodels(frames[name], "value", reference="scp",
+                                                      method="powell")
+                  for name in frames if max(diff[name].values()) > 1e-4}
+    deviances = {name: (reml_deviance(frame, fast[name]), reml_deviance(frame, slow[name]))
+                 for name, frame in frames.items()}
 
     large = synthetic_frames(n_large, seed=2)
     t_large = timed(lambda: summarize(*large, mixed=False), args.repeat)
+    t_large_mixed = timed(lambda: summarize(*large, mixed=True), args.repeat)
+    frames_large = mixed_inputs(large[0])
+    t_fast_large = timed(lambda: fit_all(frames_large, stats.mixed_model), args.repeat)
+    fast_large = fit_all(frames_large, stats.mixed_model)
+
     per_case_small = t_small / args.cases
     per_case_large = t_large / n_large
-    print("summarize(..., mixed=False) on generated tidy tables (no database, no figures), "
+    sizes = (f"1x, {args.cases:,} cases ({len(small[0]):,} rating rows)",
+             f"{args.scale}x, {n_large:,} cases ({len(large[0]):,} rating rows)")
+    print("(a) summarize(..., mixed=False) on generated tidy tables (no database, no figures), "
           f"best of {args.repeat}:")
-    print(f"  1x, {args.cases:,} cases ({len(small[0]):,} rating rows): {t_small:8.3f} s"
-          f"{_goal(1, t_small)}")
-    print(f"  {args.scale}x, {n_large:,} cases ({len(large[0]):,} rating rows): {t_large:8.3f} s"
-          f"{_goal(args.scale, t_large)}")
+    print(f"  {sizes[0]}: {t_small:8.3f} s{_goal(1, t_small)}")
+    print(f"  {sizes[1]}: {t_large:8.3f} s{_goal(args.scale, t_large)}")
     print(f"  per-case cost ratio {args.scale}x / 1x: {per_case_large / per_case_small:.2f} "
           "(1.0 = linear; below 1: fixed costs amortised)")
-    print(f"mixed model alone (quality + agreement), 1x, {args.cases:,} cases, one run, "
-          f"statsmodels already imported: {t_mixed:8.3f} s")
+    print("(b) the whole analysis, summarize(..., mixed=True) (mixed model of quality and "
+          f"agreement included), best of {args.repeat}:")
+    print(f"  {sizes[0]}: {t_small_mixed:8.3f} s{_goal(1, t_small_mixed)}")
+    print(f"  {sizes[1]}: {t_large_mixed:8.3f} s{_goal(args.scale, t_large_mixed)}")
+    print("(c) the mixed model alone (quality + agreement):")
+    print(f"  fast REML (analysis.mixed), 1x, best of {args.repeat}:   {t_fast:8.3f} s")
+    print(f"  statsmodels MixedLM (mixed_model_statsmodels, L-BFGS, one BLAS thread), 1x, one "
+          f"run: {t_slow:8.3f} s")
+    print(f"  ratio statsmodels / fast at 1x: {t_slow / t_fast:,.0f}x")
+    for name in frames:
+        f, s = fast[name], slow[name]
+        print(f"  {name}: max |fast - statsmodels| {_largest(diff[name])}; effect {f.effect:.6f} "
+              f"vs {s.effect:.6f}, SE {f.se:.6f} vs {s.se:.6f}, components "
+              + ", ".join(f"{g} {f.variance_components[g]:.6f} vs {s.variance_components[g]:.6f}"
+                          for g in GROUPS)
+              + f", residual {f.residual_variance:.6f} vs {s.residual_variance:.6f}")
+        dev_fast, dev_slow = deviances[name]
+        print(f"    -2 REML log-lik: fast {dev_fast:.6f}, statsmodels {dev_slow:.6f} "
+              f"(statsmodels {dev_slow - dev_fast:+.2e}; positive = it stopped short of the "
+              "optimum)")
+        if name in powell:
+            print(f"    statsmodels refitted with Powell: max |fast - statsmodels| "
+                  f"{_largest(differences(f, powell[name]))}")
+    best_reference = {n: differences(fast[n], powell.get(n, slow[n])) for n in frames}
+    print(f"  max |difference| over both outcomes vs statsmodels (L-BFGS): "
+          f"{max(max(d.values()) for d in diff.values()):.2e}"
+          + (f"; vs statsmodels (Powell where L-BFGS stalled): "
+             f"{max(max(d.values()) for d in best_reference.values()):.2e}" if powell else ""))
+    print(f"  fast REML, {args.scale}x ({n_large:,} cases, "
+          f"{sum(len(f) for f in frames_large.values()):,} rows), best of {args.repeat}: "
+          f"{t_fast_large:8.3f} s (converged: "
+          + ", ".join(f"{n} {r.converged}" for n, r in fast_large.items()) + ")")
+    print(f"  statsmodels not run at {args.scale}x: too slow (it took {t_slow:.0f} s at 1x and "
+          "grows faster than linearly with the cases)")
     return 0
 
 

@@ -8,6 +8,9 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# report.pdf: DejaVu Sans (±, −, →, ≥, χ²) and poppler's pdftotext/pdftoppm (tests/analysis/test_pdf.py).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 # Debian ships ensurepip (which "python -m venv" needs) in python3.11-venv / python3-venv.
 if [ ! -x .venv/bin/python ] && python="$(find_python 2>/dev/null)" &&
    ! "$python" -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1; then

@@ -44,6 +44,8 @@ MID_CR = "Substandard image\r=1+2"  # a lone CR inside the text: must not end th
 NUMERIC_TEXT = "-15"  # a case id that looks like a number: text, so neutralised
 NEGATIVE = -1.5  # a number: stays a number
 NUMBER = re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?")
+FINDINGS_FORMULA = "=cmd|' /C calc'!A0"  # a report text (statistician downloads only)
+IMPRESSION_BULLET = "- Right lower lobe pneumonia."  # the everyday case: a bulleted report
 
 
 def in_xlsx(text: str) -> str:
@@ -155,7 +157,9 @@ def hostile(tmp_path):
     rater.username = RATER
     rater.save(update_fields=["username"])
     Reading.objects.filter(assignment__reader=world.read.readers[Arm.SCP],
-                           assignment__case=first).update(gap_s=NEGATIVE)
+                           assignment__case=first).update(gap_s=NEGATIVE,
+                                                          findings=FINDINGS_FORMULA,
+                                                          impression=IMPRESSION_BULLET)
     rate(world.campaign, seed=3)
     # A retrospective campaign whose imported CSV names a model source "@SUM(B1)".
     retro = Campaign.objects.create(trial=trial, name="Retro", kind=Campaign.Kind.RETROSPECTIVE,
@@ -190,9 +194,10 @@ def unsafe_xlsx_cells(workbook: openpyxl.Workbook) -> list[tuple[str, str, objec
             or (isinstance(cell.value, str) and cell.value.startswith(TRIGGERS))]
 
 
-def assert_data_csvs_are_safe(files: dict[str, bytes]) -> None:
+def assert_data_csvs_are_safe(files: dict[str, bytes], *, texts: bool) -> None:
+    """``texts``: the statistician's download, with report_texts.csv (not in analyze's)."""
     assert set(files) == {"cases.csv", "readings.csv", "ratings.csv", "long.csv",
-                          datasets.DICTIONARY_CSV}
+                          datasets.DICTIONARY_CSV} | ({"report_texts.csv"} if texts else set())
     for name, content in files.items():
         assert unsafe_csv_fields(content) == [], name
     cases = files["cases.csv"].decode()
@@ -213,10 +218,23 @@ def assert_data_csvs_are_safe(files: dict[str, bytes]) -> None:
     assert set(frame["exclusion_reason"].str.replace("^'", "", regex=True)) >= {
         HYPERLINK, "-1.5", CR_REASON, MID_CR}
     assert f',"{MID_CR}",' in cases  # quoted: one field, one row
+    if texts:
+        report_texts = pd.read_csv(io.BytesIO(files["report_texts.csv"]), dtype=str,
+                                   keep_default_na=False)
+        (row,) = report_texts[(report_texts["reader"] == "'" + READER)
+                              & (report_texts["case"] == "'" + CASE_ID)].itertuples()
+        assert (row.findings, row.impression) == ("'" + FINDINGS_FORMULA,
+                                                  "'" + IMPRESSION_BULLET)
 
 
-def assert_workbook_is_safe(workbook: openpyxl.Workbook) -> None:
+def assert_workbook_is_safe(workbook: openpyxl.Workbook, *, texts: bool) -> None:
     assert unsafe_xlsx_cells(workbook) == []
+    assert ("report_texts" in workbook.sheetnames) is texts
+    if texts:
+        rows = list(workbook["report_texts"].iter_rows(values_only=True))
+        header = rows[0]
+        assert ("'" + FINDINGS_FORMULA, "'" + IMPRESSION_BULLET) in {
+            (row[header.index("findings")], row[header.index("impression")]) for row in rows}
     cases = workbook["cases"]
     header = [c.value for c in cases[1]]
     by_case = {row[header.index("case")]: row for row in cases.iter_rows(min_row=2,
@@ -250,11 +268,12 @@ def test_statistician_downloads_are_neutralised(hostile, client) -> None:
                                          user=UserFactory(username="stat-inject")).user)
     xlsx = client.get(f"/analysis/{trial.slug}/export.xlsx")
     assert xlsx.status_code == 200
-    assert_workbook_is_safe(openpyxl.load_workbook(io.BytesIO(xlsx.content)))
+    assert_workbook_is_safe(openpyxl.load_workbook(io.BytesIO(xlsx.content)), texts=True)
     response = client.get(f"/analysis/{trial.slug}/export.csv.zip")
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(response.content))
-    assert_data_csvs_are_safe({name: archive.read(name) for name in archive.namelist()})
+    assert_data_csvs_are_safe({name: archive.read(name) for name in archive.namelist()},
+                              texts=True)
 
 
 def test_analyze_output_is_neutralised(hostile, tmp_path) -> None:
@@ -262,8 +281,8 @@ def test_analyze_output_is_neutralised(hostile, tmp_path) -> None:
     call_command("analyze", "--trial", hostile.trial.slug, "--out", str(out), "--no-pdf",
                  "--no-figures", "--no-mixed", stdout=io.StringIO(), stderr=io.StringIO())
     data = {path.name: path.read_bytes() for path in sorted((out / "data").glob("*.csv"))}
-    assert_data_csvs_are_safe(data)
-    assert_workbook_is_safe(openpyxl.load_workbook(out / "data" / "data.xlsx"))
+    assert_data_csvs_are_safe(data, texts=False)
+    assert_workbook_is_safe(openpyxl.load_workbook(out / "data" / "data.xlsx"), texts=False)
 
     tables = {path.name: path.read_bytes() for path in sorted((out / "tables").glob("*.csv"))}
     assert {"flow.csv", "outcomes.csv", "retrospective.csv"} <= set(tables)

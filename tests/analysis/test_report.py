@@ -115,9 +115,10 @@ def test_report_before_any_rating_says_what_is_missing(tmp_path) -> None:
     world = build_campaign_world(tmp_path / "dicom", cases=2, raters=2)
     files = build_report(world.trial, tmp_path / "r", pdf=False)
     summary = json.loads(files.summary.read_text())
-    assert summary["outcomes"]["quality"] == {
-        "available": False, "reason": "no ratings of the arms' reports yet",
-        "instrument": "likert"}
+    quality = summary["outcomes"]["quality"]
+    assert (quality["available"], quality["reason"], quality["instrument"]) == (
+        False, "no ratings of the arms' reports yet", "likert")
+    assert quality["basis"]["student"] == "exploratory (no signed analysis plan)"
     assert summary["preference"]["available"] is False
     assert "not available" in files.html.read_text()
 
@@ -150,7 +151,7 @@ def test_statistician_page_and_access(world, client) -> None:
     assert "data dictionary" in pd.read_excel(io.BytesIO(xlsx.content), sheet_name=None)
     archive = zipfile.ZipFile(io.BytesIO(client.get(f"{url}export.csv.zip").content))
     assert set(archive.namelist()) == {"cases.csv", "readings.csv", "ratings.csv", "long.csv",
-                                       "data_dictionary.csv"}
+                                       "report_texts.csv", "data_dictionary.csv"}
     assert client.get(f"{url}report.pdf").content.startswith(b"%PDF")
 
     coordinator = MembershipFactory(trial=trial, role=Role.COORDINATOR,

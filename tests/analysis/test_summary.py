@@ -201,9 +201,11 @@ def test_acr_radpeer_stays_out_of_the_means() -> None:
     ratings, readings, cases = make_frames(6)
     acr = ratings[ratings.instrument == "radpeer"].assign(campaign=2, answer="2a", value="2a")
     result = summarize(pd.concat([ratings, acr]), readings, cases, mixed=False)
-    entry = result["outcomes"]["agreement"]
+    entry = result["outcomes"]["agreement"]  # the primary campaign's (campaign 1)
     assert entry["per_arm"]["scp"]["n"] == 6
-    assert "ACR" in entry["notes"][0]
+    assert result["primary_campaign"]["id"] == 1
+    acr_section = result["campaigns"]["2"]["outcomes"]["agreement"]  # its own section
+    assert acr_section["available"] is False and "ACR" in acr_section["notes"][0]
 
 
 def test_retrospective_anova_and_source_identification() -> None:

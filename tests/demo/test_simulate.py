@@ -86,7 +86,8 @@ def test_simulation_reads_reviews_and_rates_through_the_services(demo) -> None:
     frame = datasets.ratings(trial)
     assert set(frame.instrument) == {"likert", "radpeer", "preference"}
     assert frame.value[frame.instrument == "likert"].between(1, 5).all()
-    assert set(frame.value[frame.instrument == "preference"]) <= {Arm.AI_ASSISTED, Arm.SCP}
+    assert set(frame.chosen_source[frame.instrument == "preference"]) <= {Arm.AI_ASSISTED,
+                                                                          Arm.SCP}
 
     # Again with the same seed: the same cases, all read already, are left alone.
     again = simulate_trial(trial, seed=3, fraction=2 / 3)
@@ -135,7 +136,7 @@ def test_raw_data_carry_the_simulated_effects(demo) -> None:
         # Latent means far from 1 and 5: rounding and clipping barely move the difference.
         assert observed == pytest.approx(truth, abs=0.35), (instrument, observed)
     preference = ratings[ratings.instrument == "preference"]
-    share_ai = (preference.value == Arm.AI_ASSISTED).mean()
+    share_ai = (preference.chosen_source == Arm.AI_ASSISTED).mean()
     assert share_ai == pytest.approx(summary.expected_preference_ai, abs=0.15)
     assert share_ai > 0.6
 

@@ -17,6 +17,7 @@ class Signature(models.Model):
         FINAL_REPORT = "final_report", "Final report approved"
         AMENDMENT = "amendment", "Amendment of a submitted report"
         TRIAL_LOCKED = "trial_locked", "Trial locked (data final, unblinding allowed)"
+        ANALYSIS_PLAN = "analysis_plan", "Statistical analysis plan approved"
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="signatures")
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
