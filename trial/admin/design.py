@@ -183,11 +183,20 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
             return "No list yet: generate one or import the statistician's CSV."
         total = rlist.slots.count()
         taken = rlist.slots.filter(membership__isnull=False).count()
-        return format_html(
+        summary = format_html(
             "{} by {} on {}; {} of {} slots allocated; commitment <code>{}</code>",
             rlist.get_method_display(), rlist.created_by, f"{rlist.created_at:%Y-%m-%d %H:%M}",
             taken, total, rlist.commitment,
         )
+        extensions = format_html_join("", "<li>{}</li>", (
+            (format_html("extension {} for {}: {}, {} block(s), {} slots, by {} on {}; "
+                         "commitment <code>{}</code>", e.number,
+                         f"stratum {e.stratum}" if e.stratum else "the list",
+                         e.get_method_display().lower(), e.blocks, e.slot_count, e.created_by,
+                         f"{e.created_at:%Y-%m-%d %H:%M}", e.commitment),)
+            for e in rlist.extensions.select_related("created_by")
+        ))
+        return format_html("{}<ul>{}</ul>", summary, extensions) if extensions else summary
 
     @admin.display(description="signed")
     def lock_signature(self, obj: Trial) -> str:
@@ -246,6 +255,8 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
         tools = self.tool_urls()
         tools.append(path("<int:pk>/import-list/", wrap(trial_tools.import_list_view(self)),
                           name="trial_trial_import_list"))
+        tools.append(path("<int:pk>/extend-list/", wrap(trial_tools.extend_list_view(self)),
+                          name="trial_trial_extend_list"))
         return tools + import_urls(wrap=wrap) + super().get_urls()
 
     def render_change_form(self, request: HttpRequest, context: dict, *args, **kwargs):
@@ -253,6 +264,10 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
         if obj is not None and may_coordinate(request, obj.pk):
             context["object_tools"] = self.tool_buttons(obj)
             context["import_list_url"] = reverse("admin:trial_trial_import_list", args=[obj.pk])
+            if hasattr(obj, "randomization") and obj.status != Trial.Status.LOCKED:
+                context["tool_links"] = [{
+                    "url": reverse("admin:trial_trial_extend_list", args=[obj.pk]),
+                    "label": "Extend the list for a stratum"}]
             context["dicom_import_url"] = trial_tools.dicom_import_url(obj)
         return super().render_change_form(request, context, *args, **kwargs)
 

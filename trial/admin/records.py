@@ -1,8 +1,9 @@
 """Records nobody edits: the audit log and the randomisation list (concealed until lock).
 
 The audit log has no add, change or delete for anyone, superusers included. The randomisation
-list shows how it was made and its commitment hash; the seed, block sizes and the slots' arms
-appear only once the trial is locked (when they can be checked against the commitment).
+list shows how it was made and its commitment hash, and each extension's; the seeds, block
+sizes and the slots' arms appear only once the trial is locked (when they can be checked
+against the commitments).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return pretty_json(obj.after)
 
 
-CONCEALED_UNTIL_LOCK = ("seed", "block_sizes", "slot_table")
+CONCEALED_UNTIL_LOCK = ("seed", "block_sizes", "commitments_checked", "slot_table")
 
 
 @admin.register(RandomizationList)
@@ -65,7 +66,7 @@ class RandomizationListAdmin(ReadOnlyAdmin):
 
     def get_fields(self, request: HttpRequest, obj: RandomizationList | None = None):
         shown = ["trial", "method", "source_name", "stratified", "created_by", "created_at",
-                 "commitment", "slot_counts"]
+                 "commitment", "slot_counts", "extension_table"]
         if obj is not None and obj.trial.status == Trial.Status.LOCKED:
             shown += CONCEALED_UNTIL_LOCK
         return shown
@@ -80,7 +81,8 @@ class RandomizationListAdmin(ReadOnlyAdmin):
         obj = self.get_object(request, object_id)
         if obj is not None and obj.trial.status == Trial.Status.LOCKED:
             audit.record(action="randomization.revealed", obj=obj, actor=request.user,
-                         trial=obj.trial, after={"shown": ["seed", "slots"]})
+                         trial=obj.trial, after={"shown": ["seed", "slots"], "extensions": list(
+                             obj.extensions.values_list("number", flat=True))})
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="commitment")
@@ -96,17 +98,55 @@ class RandomizationListAdmin(ReadOnlyAdmin):
             total = obj.slots.count()
         return f"{taken} / {total}"
 
+    @admin.display(description="extensions (seeds revealed after lock)")
+    def extension_table(self, obj: RandomizationList) -> str:
+        """Blocks appended for a stratum: how, by whom, their commitment; the seed only once
+        the trial is locked."""
+        extensions = list(obj.extensions.select_related("created_by"))
+        if not extensions:
+            return "None: the list as it was made."
+        locked = obj.trial.status == Trial.Status.LOCKED
+        rows = format_html_join("", "<tr>" + "<td>{}</td>" * 8 + "</tr>", (
+            (e.number, e.stratum or "–", e.get_method_display(),
+             f"{e.blocks} / {e.slot_count}", f"{e.created_by} on {e.created_at:%Y-%m-%d %H:%M}",
+             e.source_name or "–", format_html("<code>{}</code>", e.commitment),
+             self._extension_seed(e) if locked else "concealed until the lock")
+            for e in extensions
+        ))
+        return format_html(
+            "<table><thead><tr><th>#</th><th>stratum</th><th>method</th><th>blocks / slots</th>"
+            "<th>made</th><th>file</th><th>commitment</th><th>seed</th></tr></thead>"
+            "<tbody>{}</tbody></table>", rows)
+
+    @staticmethod
+    def _extension_seed(extension) -> str:
+        try:
+            return str(randomization.reveal_extension_seed(extension))
+        except randomization.RandomizationError as exc:
+            return str(exc)
+
+    @admin.display(description="commitments checked (after lock)")
+    def commitments_checked(self, obj: RandomizationList) -> str:
+        if obj.trial.status != Trial.Status.LOCKED:
+            return "–"
+        checks = [("the list", randomization.check_commitment(obj))]
+        checks += [(f"extension {e.number}", randomization.check_extension_commitment(e))
+                   for e in obj.extensions.all()]
+        return "; ".join(f"{part}: {'matches' if ok else 'DOES NOT MATCH'}" for part, ok in checks)
+
     @admin.display(description="slots (revealed after lock)")
     def slot_table(self, obj: RandomizationList) -> str:
         if obj.trial.status != Trial.Status.LOCKED:  # belt and braces: never before lock
             return "–"
-        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        rows = format_html_join("", "<tr>" + "<td>{}</td>" * 5 + "</tr>", (
             (s.stratum or "–", s.position, arm_html(obj.trial, s.arm),
+             f"extension {s.extension.number}" if s.extension else "list",
              s.membership.user.get_username() if s.membership else "unused")
-            for s in obj.slots.select_related("membership__user")
+            for s in obj.slots.select_related("membership__user", "extension")
         ))
         return format_html("<table><thead><tr><th>stratum</th><th>position</th><th>arm</th>"
-                           "<th>reader</th></tr></thead><tbody>{}</tbody></table>", rows)
+                           "<th>part</th><th>reader</th></tr></thead><tbody>{}</tbody></table>",
+                           rows)
 
     def seed(self, obj: RandomizationList) -> str:
         try:

@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from trial.models import Assignment, AuditEvent, Case, Image, ImportJob, Membership
+from trial.randomization import MAX_EXTENSION_BLOCKS
 from trial.validators import SHORT_TEXT_MAX, multiline
 
 from .schema import partial_response
@@ -139,6 +140,24 @@ class AllocateSerializer(serializers.Serializer):
             self.fields["membership"].queryset = Membership.objects.filter(trial=trial)
 
 
+class ExtensionSerializer(serializers.Serializer):
+    """Blocks appended to the list for one stratum: how and by whom, and the commitment;
+    never the seed or any planned arm."""
+
+    number = serializers.IntegerField(help_text="1, 2, ... in the order they were made.")
+    stratum = serializers.CharField(help_text="The site code; blank if not stratified.")
+    method = serializers.CharField(help_text="``generated`` (a drawn seed) or ``imported``.")
+    blocks = serializers.IntegerField()
+    slots = serializers.IntegerField(source="slot_count")
+    commitment = serializers.CharField(
+        help_text="SHA-256 of the extension's seed and its (stratum, position, arm) sequence, "
+                  "computed as the list's.")
+    source_name = serializers.CharField()
+    source_sha256 = serializers.CharField(help_text="Imported: SHA-256 of the file's text.")
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
 class RandomizationSerializer(serializers.Serializer):
     """How the list was made and how full it is; never the seed or any planned arm."""
 
@@ -149,6 +168,9 @@ class RandomizationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     commitment = serializers.CharField()
     slots = serializers.SerializerMethodField()
+    extensions = ExtensionSerializer(
+        many=True, read_only=True,
+        help_text="Blocks appended since, per stratum, each with its own commitment.")
 
     def get_slots(self, obj) -> dict[str, int]:
         total = obj.slots.count()
@@ -156,10 +178,9 @@ class RandomizationSerializer(serializers.Serializer):
         return {"total": total, "allocated": allocated, "available": total - allocated}
 
 
-class GenerateSerializer(serializers.Serializer):
-    """The seed is drawn by the platform; a request that brings one is refused."""
-
-    slots_per_stratum = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+class SealedRequestSerializer(serializers.Serializer):
+    """A request that makes sealed slots: the seed is drawn by the platform, so a request that
+    brings one is refused, and so is any other unknown field."""
 
     def validate(self, attrs: dict) -> dict:
         unknown = sorted(set(self.initial_data) - set(self.fields))
@@ -172,8 +193,40 @@ class GenerateSerializer(serializers.Serializer):
         return attrs
 
 
+class GenerateSerializer(SealedRequestSerializer):
+    """The seed is drawn by the platform; a request that brings one is refused."""
+
+    slots_per_stratum = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
 class ImportListSerializer(serializers.Serializer):
     file = UploadField(help_text="The statistician's CSV list (UTF-8).")
+    expected_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+STRATUM_HELP = ("The site code of the stratum to extend; leave it out if the list is not "
+                "stratified by site.")
+
+
+class ExtendSerializer(SealedRequestSerializer):
+    """Blocks to append for one stratum, from a seed the platform draws (a ``seed`` is
+    refused)."""
+
+    stratum = serializers.CharField(required=False, allow_blank=True, default="", max_length=20,
+                                    help_text=STRATUM_HELP)
+    blocks = serializers.IntegerField(
+        min_value=1, max_value=MAX_EXTENSION_BLOCKS,
+        help_text="Whole blocks of the trial's design (its block sizes and ratio).")
+
+
+class ImportExtensionSerializer(SealedRequestSerializer):
+    """A statistician's CSV extension for one stratum."""
+
+    stratum = serializers.CharField(required=False, allow_blank=True, default="", max_length=20,
+                                    help_text=STRATUM_HELP)
+    file = UploadField(help_text="The CSV extension (UTF-8, header "
+                                 "``position,arm[,stratum][,block]``, positions 1..n of the "
+                                 "extension; its SHA-256 is recorded).")
     expected_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
 
 

@@ -1,6 +1,6 @@
 """Trial models, split by concept: design, allocation, cases, audit."""
 
-from .allocation import AllocationSlot, RandomizationList
+from .allocation import AllocationSlot, RandomizationExtension, RandomizationList
 from .audit import AuditEvent
 from .cases import Assignment, Case, Image, ImportJob
 from .design import (
@@ -23,6 +23,7 @@ __all__ = [
     "Image",
     "ImportJob",
     "Membership",
+    "RandomizationExtension",
     "RandomizationList",
     "Role",
     "Signature",
