@@ -71,7 +71,9 @@ INSTALLED_APPS = [
     "drafting",
     "reader",
     "rating",
+    "notify",
     "analysis",
+    "monitor",
     "demo",
 ]
 
@@ -184,6 +186,9 @@ LOGIN_URL = "/accounts/login/"
 # Signed out after this many minutes without activity (0: never); see trial.middleware.
 SESSION_IDLE_MINUTES = float(os.environ.get("SESSION_IDLE_MINUTES", "30"))
 LOGIN_REDIRECT_URL = "/"
+# A reading submitted in less than this many seconds is flagged "short_reading" for the
+# coordinator (reader.reading): never blocks the submission, never shown to the reader.
+READING_MIN_SECONDS = float(os.environ.get("READING_MIN_SECONDS", "10"))
 
 # Uploads: DICOM files can be large; keep big uploads on disk, refuse absurd ones.
 DICOM_MAX_FILE_MB = int(os.environ.get("DICOM_MAX_FILE_MB", "200"))
@@ -244,6 +249,22 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600},
     },
 }
+
+# E-mail: invitations, password resets and notifications. The demo prints them on the
+# console; production sends them through SMTP (EMAIL_HOST ...). Links in e-mails start with
+# SITE_URL, the public origin of the site.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEMO_MODE
+    else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cxr-trials@localhost")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

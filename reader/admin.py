@@ -1,7 +1,8 @@
 """Readings and final reports in the coordinator's admin: read-only, scoped to their trials.
 
-The coordinator is unblinded (they see the arm, the reader, times and edit distances); the
-records are written only through the reading pages and API, never by hand here.
+The coordinator is unblinded (they see the arm, the reader, times, edit distances and the
+implausible-reading flags); the records are written only through the reading pages and API,
+never by hand here.
 """
 
 from __future__ import annotations
@@ -53,18 +54,39 @@ def signature_text(obj: object) -> str:
 
 READING_FIELDS = (
     "assignment", "status", "started_from", "draft", "deviation", "findings", "impression",
-    "labels", "version", "opened_at", "first_image_at", "submitted_at", "reading_time_s",
-    "active_time_s", "gap_s",
+    "labels", "version", "opened_at", "first_image_at", "submitted_at", "reading_time",
+    "active_time", "gap", "flag_list",
 )
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    """Readings with implausible-reading flags (any, none, or one kind)."""
+
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Any flag"), ("no", "No flag"), *Reading.Flag.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "yes":
+            return queryset.exclude(flags=[])
+        if value == "no":
+            return queryset.filter(flags=[])
+        if value in Reading.Flag.values:
+            # The JSON text holds the quoted name ("contains" on JSON is PostgreSQL-only).
+            return queryset.filter(flags__icontains=f'"{value}"')
+        return queryset
 
 
 @admin.register(Reading)
 class ReadingAdmin(ReadOnlyAdmin):
     trial_path = "assignment__case__trial"
     list_display = ("case_id", "reader", "arm", "status", "started_from", "reading_time",
-                    "active_time", "gap", "submitted_at")
+                    "active_time", "gap", "flag_list", "submitted_at")
     list_filter = (("assignment__case__trial", RELATED_ONLY), "status", "assignment__arm",
-                   "started_from")
+                   "started_from", FlaggedFilter)
     search_fields = ("assignment__case__case_id", "assignment__reader__user__username")
     list_select_related = ("assignment__case__trial", "assignment__reader__user")
     fields = READING_FIELDS
@@ -95,10 +117,15 @@ class ReadingAdmin(ReadOnlyAdmin):
     def gap(self, obj: Reading) -> str:
         return f"{obj.gap_s:.1f} s"
 
+    @admin.display(description="flags")
+    def flag_list(self, obj: Reading) -> str:
+        labels = dict(Reading.Flag.choices)
+        return ", ".join(labels.get(flag, flag) for flag in obj.flags or []) or "–"
+
 
 REVIEW_FIELDS = (
     "case", "senior", "status", "order", "started_from", "findings", "impression", "version",
-    "opened_at", "signed_at", "signature", "review_time_s", "edit_distance_ai",
+    "opened_at", "signed_at", "signature", "review_time", "edit_distance_ai",
     "edit_distance_scp",
 )
 
@@ -106,7 +133,7 @@ REVIEW_FIELDS = (
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyAdmin):
     trial_path = "case__trial"
-    list_display = ("case", "senior", "status", "review_time_s", "edit_distance_ai",
+    list_display = ("case", "senior", "status", "review_time", "edit_distance_ai",
                     "edit_distance_scp", "signed_at")
     list_filter = (("case__trial", RELATED_ONLY), "status")
     search_fields = ("case__case_id",)
@@ -117,3 +144,7 @@ class ReviewAdmin(ReadOnlyAdmin):
     @admin.display(description="electronic signature")
     def signature(self, obj: Review) -> str:
         return signature_text(obj)
+
+    @admin.display(description="review time", ordering="review_time_s")
+    def review_time(self, obj: Review) -> str:
+        return "–" if obj.review_time_s is None else f"{obj.review_time_s:.1f} s"

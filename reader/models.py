@@ -21,6 +21,13 @@ class Reading(models.Model):
         TEMPLATE = "template", "Report template"
         BLANK = "blank", "Blank"
 
+    class Flag(models.TextChoices):
+        """Implausible readings, for the coordinator (never blocking, never shown to readers)."""
+
+        SHORT_READING = "short_reading", "Short reading"
+        EMPTY_FINDINGS = "empty_findings", "Empty FINDINGS"
+        EMPTY_IMPRESSION = "empty_impression", "Empty IMPRESSION"
+
     assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="reading")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     findings = models.TextField(blank=True)
@@ -51,6 +58,12 @@ class Reading(models.Model):
     edit_distance_from_draft = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="Characters from the AI draft to the submitted (or amended) report.",
+    )
+    flags = models.JSONField(
+        default=list, blank=True,
+        help_text="Implausible-reading flags set at submission (short_reading: reading time "
+                  "under READING_MIN_SECONDS; empty_findings, empty_impression: re-checked at "
+                  "each amendment). Shown to coordinators only.",
     )
 
     class Meta:

@@ -3,7 +3,8 @@
 Everything that leaves the server for a reader or senior goes through these functions, so the
 blinding rules live here: an SCP reading never carries draft content (its editor starts from
 the template or blank, and no draft field exists in its payload); a senior sees the two junior
-reports only as "Report 1" and "Report 2", without arm, reader or reading id.
+reports only as "Report 1" and "Report 2", without arm, reader or reading id. A reader is never
+sent their reading time (nor active time, gaps or the reading's flags) during the trial.
 """
 
 from __future__ import annotations
@@ -76,12 +77,9 @@ def reading_payload(assignment: Assignment, reading: Reading | None) -> dict:
         "impression": reading.impression,
         "labels": reading.labels,
         "version": reading.version,
-        "opened_at": reading.opened_at,
-        "first_image_at": reading.first_image_at,
+        # No clock: reading, active and gap times, the times they are counted from, and the
+        # implausible-reading flags stay with the coordinator until the trial is analysed.
         "submitted_at": reading.submitted_at,
-        "reading_time_s": reading.reading_time_s,
-        "active_time_s": reading.active_time_s,
-        "gap_s": reading.gap_s,
         "amendments": [
             {"at": a.at, "reason": a.reason, "signature": signature_payload(a)}
             for a in reading.amendments.order_by("at")

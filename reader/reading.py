@@ -5,6 +5,8 @@ the server's clock (the browser only says *that* something happened). A reload o
 browser resumes the same reading: the text is as last saved, the clock keeps running, and the
 time without any sign of the page is recorded as a gap. Active time counts only the stretches
 when the page was visible and focused and kept reporting (heartbeats, saves).
+At submission the reading is flagged when implausible (``reading_flags``) for the coordinator;
+neither the times nor the flags are ever sent to the reader (``reader.payloads``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -250,6 +253,27 @@ def timing(
     return active, gap
 
 
+def empty_section_flags(reading: Reading) -> list[str]:
+    """``empty_findings`` / ``empty_impression`` for a section that is blank once stripped."""
+    flags = []
+    if not reading.findings.strip():
+        flags.append(Reading.Flag.EMPTY_FINDINGS.value)
+    if not reading.impression.strip():
+        flags.append(Reading.Flag.EMPTY_IMPRESSION.value)
+    return flags
+
+
+def reading_flags(reading: Reading) -> list[str]:
+    """The implausible-reading flags of a submitted reading, in a fixed order: a reading time
+    under ``READING_MIN_SECONDS`` and the empty sections. For the coordinator only: a flag
+    never blocks a submission and is never sent to the reader."""
+    flags = []
+    if reading.reading_time_s is not None and (
+            reading.reading_time_s < settings.READING_MIN_SECONDS):
+        flags.append(Reading.Flag.SHORT_READING.value)
+    return flags + empty_section_flags(reading)
+
+
 def submit(reading: Reading, *, findings: str, impression: str, version: int,
            labels: Iterable[str] | None = None, user: Any = None) -> Reading:
     """Store the final text and lock the reading; reading time on the server's clock."""
@@ -264,6 +288,7 @@ def submit(reading: Reading, *, findings: str, impression: str, version: int,
         locked.reading_time_s = (now - start).total_seconds()
         locked.active_time_s, locked.gap_s = timing(locked.events.all(), start=start, end=now)
         locked.edit_distance_from_draft = _draft_distance(locked)
+        locked.flags = reading_flags(locked)
         locked.last_event_at = now
         locked.save()
         _event(locked, ReadingEvent.Kind.SUBMITTED, now)
@@ -271,7 +296,7 @@ def submit(reading: Reading, *, findings: str, impression: str, version: int,
                      trial=locked.case.trial,
                      after={"reading_time_s": locked.reading_time_s,
                             "active_time_s": locked.active_time_s, "gap_s": locked.gap_s,
-                            "version": locked.version})
+                            "version": locked.version, "flags": locked.flags})
     return locked
 
 
@@ -309,15 +334,21 @@ def amend(reading: Reading, *, findings: str, impression: str, reason: str, by: 
             before_findings=locked.findings, before_impression=locked.impression,
             after_findings=findings, after_impression=impression,
         )
+        flags_before = list(locked.flags)
         locked.findings, locked.impression = findings, impression
         locked.version += 1
         locked.edit_distance_from_draft = _draft_distance(locked)
+        # The empty sections are checked again; the reading time (short_reading) is as it was.
+        locked.flags = [f for f in flags_before if f == Reading.Flag.SHORT_READING] + (
+            empty_section_flags(locked))
         locked.save(update_fields=["findings", "impression", "version",
-                                   "edit_distance_from_draft"])
+                                   "edit_distance_from_draft", "flags"])
         _event(locked, ReadingEvent.Kind.AMENDED, now, detail={"amendment": amendment.pk})
         audit.record(action="reading.amended", obj=locked, actor=by, trial=locked.case.trial,
                      before={"findings": amendment.before_findings,
-                             "impression": amendment.before_impression},
-                     after={"findings": findings, "impression": impression, "reason": reason})
+                             "impression": amendment.before_impression,
+                             "flags": flags_before},
+                     after={"findings": findings, "impression": impression, "reason": reason,
+                            "flags": locked.flags})
         signatures.sign(by, password, meaning=meaning, obj=amendment, trial=trial)
     return amendment

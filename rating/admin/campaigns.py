@@ -123,6 +123,8 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
                   "allow_revision", "include_ai_alone", "seed", "raters")
         if obj is None:
             return ((None, {"fields": design}),)
+        if obj.items.exists():  # read-only: the instruments by name, not as raw JSON
+            design = tuple("instrument_names" if f == "instruments" else f for f in design)
         return (
             (None, {"fields": (*design, "status", "created_by", "created_at")}),
             ("Run", {"fields": ("rater_progress",)}),
@@ -136,7 +138,7 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
             return ()
         fixed = ["trial", "status", "created_by", "created_at", "rater_progress", "blinding"]
         if obj.items.exists():  # orders and sides were drawn from these
-            fixed += [*DESIGN_FIELDS]
+            fixed += [*DESIGN_FIELDS, "instrument_names"]
         return fixed
 
     def get_form(self, request: HttpRequest, obj: Campaign | None = None, **kwargs: Any):
@@ -177,6 +179,11 @@ class CampaignAdmin(ToolsMixin, TrialScopedAdmin):
     @admin.display(description="instruments")
     def instrument_list(self, obj: Campaign) -> str:
         return ", ".join(obj.instruments) or "–"
+
+    @admin.display(description="instruments")
+    def instrument_names(self, obj: Campaign) -> str:
+        return ", ".join(inst.instrument(code).name for code in obj.instruments
+                         if code in inst.ALL) or "–"
 
     @admin.display(description="items")
     def item_count(self, obj: Campaign) -> int:

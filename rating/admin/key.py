@@ -11,6 +11,7 @@ from trial import audit
 from trial.admin.base import ReadOnlyAdmin
 from trial.models import Trial
 
+from .. import instruments as inst
 from ..models import Campaign, RaterItem
 
 RELATED_ONLY = admin.RelatedOnlyFieldListFilter
@@ -18,6 +19,20 @@ RELATED_ONLY = admin.RelatedOnlyFieldListFilter
 
 KEY_FIELDS = ("code", "campaign", "rater", "position", "case", "sources", "swapped",
               "values", "seconds_shown", "submitted_at", "revisions")
+
+
+def _answer_text(instrument: str, answer: object) -> str:
+    """An answer as a coordinator reads it: "Likert 4", "Errors: omitted finding 1
+    significant, 2 minor" (never a Python dict)."""
+    name = inst.instrument(instrument).name if instrument in inst.ALL else instrument
+    if isinstance(answer, dict):  # error counts: type -> significance -> count
+        parts = []
+        for error_type, counts in answer.items():
+            sig, minor = counts.get("significant", 0), counts.get("insignificant", 0)
+            if sig or minor:
+                parts.append(f"{error_type.replace('_', ' ')} {sig} significant, {minor} minor")
+        return f"{name}: " + (", ".join(parts) or "none")
+    return f"{name} {answer}"
 
 
 @admin.register(RaterItem)
@@ -83,7 +98,7 @@ class UnblindedKeyAdmin(ReadOnlyAdmin):
         rating = getattr(obj, "rating", None)
         if rating is None:
             return "–"
-        return ", ".join(f"{k}={v}" for k, v in rating.values.items())
+        return "; ".join(_answer_text(k, v) for k, v in rating.values.items())
 
     @admin.display(description="seconds")
     def seconds_shown(self, obj: RaterItem) -> str:

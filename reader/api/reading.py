@@ -49,6 +49,16 @@ STATE = inline_serializer("ReadingState", {
     "labels": serializers.ListField(child=serializers.CharField(), required=False,
                                     help_text=OPENED),
     "started_from": serializers.CharField(required=False, help_text=OPENED),
+    "deviation": serializers.CharField(required=False, allow_blank=True, help_text=OPENED),
+    "submitted_at": serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="When the report was submitted (null while open). The reading time, active "
+                  "time and gaps are kept for the coordinator and never returned to the "
+                  "reader; nor are the reading's implausible-reading flags."),
+    "ai_draft": inline_serializer("AiDraftShown", {
+        "findings": serializers.CharField(allow_blank=True),
+        "impression": serializers.CharField(allow_blank=True)}, required=False,
+        help_text="AI-assisted arm, opened with its draft only: the draft's text."),
     "amendments": inline_serializer("AmendmentShown", {
         "at": serializers.DateTimeField(), "reason": serializers.CharField(),
         "signature": SIGNATURE}, many=True, required=False,

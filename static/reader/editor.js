@@ -6,7 +6,11 @@
  * one (another tab saved since), and the page then says so instead of overwriting.
  * Reading pages also report what the server needs for reading time: the first display of the
  * image (from the viewer's "viewer:displayed" event), visibility, focus and a heartbeat every
- * 10 s. The server keeps the clock; the browser's clock is only sent along for reference.
+ * 10 s. The server keeps the clock; the browser's clock is only sent along for reference (the
+ * reader is never shown the reading time).
+ * Submitting (reader) and signing (senior) cannot be undone: both first ask in the page's modal
+ * <dialog id="confirm-dialog"> (focus on its confirm button: Enter confirms, Escape cancels), so
+ * Ctrl+Enter then Enter submits. Nothing is sent until it is confirmed.
  */
 (function () {
   "use strict";
@@ -32,6 +36,7 @@
   let timer = null;
   let firstDirtyAt = 0;
   let startedFrom = null;
+  let confirming = false;
 
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
   const boxes = () => Array.from(document.querySelectorAll('input[name="labels"]'));
@@ -176,10 +181,47 @@
       .catch(() => { /* a lost heartbeat only shortens active time */ });
   }
 
+  // --- confirmation of what cannot be undone --------------------------------------------------
+  const dialog = document.getElementById("confirm-dialog");
+  const dialogOk = document.getElementById("confirm-ok");
+  const dialogCancel = document.getElementById("confirm-cancel");
+  const dialogOpen = () => !!(dialog && dialog.open);
+  if (dialog) {
+    dialogOk.addEventListener("click", () => dialog.close("confirm"));
+    dialogCancel.addEventListener("click", () => dialog.close("cancel"));
+  }
+
+  // Resolves true once confirmed; false when cancelled (button or Escape). Focus goes back to
+  // where it was. Opened synchronously, so a key pressed right after reaches the dialog.
+  function confirmed() {
+    if (!dialog) return Promise.resolve(true);
+    const back = document.activeElement;
+    return new Promise((resolve) => {
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => {
+        confirming = false;
+        if (back && back !== document.body && back.isConnected) back.focus();
+        resolve(dialog.returnValue === "confirm");
+      }, {once: true});
+      confirming = true;
+      dialog.showModal();
+      dialogOk.focus();
+    });
+  }
+
+  // While the dialog is open, only its own keys work (Enter, Space, Escape, Tab): the page's
+  // shortcuts and the viewer's keys wait (the viewer ignores a key whose default is prevented).
+  window.addEventListener("keydown", (e) => {
+    if (!dialogOpen()) return;
+    const own = !(e.ctrlKey || e.metaKey || e.altKey) &&
+      ["Enter", "Escape", "Tab", " "].includes(e.key);
+    if (!own) { e.preventDefault(); e.stopImmediatePropagation(); }
+  }, true);
+
   // --- submit / sign ------------------------------------------------------------------------
   async function submit(e) {
     if (e) e.preventDefault();
-    if (locked || stale || submitting) return;
+    if (locked || stale || submitting || confirming) return;
     if (!findings.value.trim() && !impression.value.trim()) {
       show("The report is empty: write the findings or the impression first.", true);
       findings.focus();
@@ -194,6 +236,8 @@
       return;
     }
     if (passwordNote) passwordNote.textContent = "";
+    if (!(await confirmed())) return;  // cancelled: nothing sent, the report stays open
+    if (locked || stale || submitting) return;
     clearTimeout(timer);
     if (inFlight) await inFlight.catch(() => {});
     if (stale || locked) return;
@@ -242,7 +286,7 @@
     note.className = "notice ok";
     note.id = "submitted-note";
     note.textContent = reading
-      ? `Submitted · reading time ${Number(data.reading_time_s).toFixed(1)} s. The report is locked.`
+      ? "Submitted. The report is locked."
       : "Signed. This is the reference report of the case.";
     submitButton.parentNode.insertBefore(note, submitButton);
     if (data && data.signature) {
@@ -325,6 +369,7 @@
   form.addEventListener("submit", submit);
 
   document.addEventListener("keydown", (e) => {
+    if (dialogOpen()) return;  // the dialog's keys are its own
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { submit(e); return; }
     if (e.key === "Escape" && typing(document.activeElement)) { document.activeElement.blur(); return; }
     if (e.ctrlKey || e.metaKey || e.altKey || typing(document.activeElement)) return;

@@ -5,7 +5,10 @@
  *    first one not answered yet (outlined). The key of each level is printed beside it
  *    (data-keys): the level's code when that is a digit, else its place (1, 2, ...) and, for
  *    letter codes (Report A/B, acceptability A-D), the letter too.
- *  - Enter submits once every instrument is answered, or says which one is missing.
+ *  - Enter submits once every instrument is answered, or says which one is missing. Where
+ *    the campaign does not allow revision the submission is final, so Enter first opens a
+ *    confirmation (<dialog id="confirm-dialog">, focus on its Submit button): Enter again
+ *    submits, Escape cancels and nothing is sent. Where revision is allowed, no question.
  *  - after a successful submission the next item opens (or "All done" is shown).
  *  - N opens the next item once this one is submitted.
  * The image viewer uses the digits for window presets; here the digits rate, so this script
@@ -54,6 +57,33 @@
   let submitting = false;
   let lastPicked = null;
   let values = stored;
+  let confirming = false;
+
+  // --- confirmation of a final submission ---------------------------------------------------
+  const dialog = document.getElementById("confirm-dialog");
+  const dialogOpen = () => !!(dialog && dialog.open);
+  if (dialog) {
+    document.getElementById("confirm-ok").addEventListener("click", () => dialog.close("confirm"));
+    document.getElementById("confirm-cancel").addEventListener(
+      "click", () => dialog.close("cancel"));
+  }
+
+  // Resolves true once confirmed, false when cancelled (button or Escape); focus goes back.
+  function confirmed() {
+    if (!dialog) return Promise.resolve(true);
+    const back = document.activeElement;
+    return new Promise((resolve) => {
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => {
+        confirming = false;
+        if (back && back !== document.body && back.isConnected) back.focus();
+        resolve(dialog.returnValue === "confirm");
+      }, {once: true});
+      confirming = true;
+      dialog.showModal();
+      document.getElementById("confirm-ok").focus();
+    });
+  }
 
   const isCounts = (fs) => fs.dataset.kind === "counts";
   const radios = (fs) => Array.from(fs.querySelectorAll('input[type="radio"]'));
@@ -171,6 +201,12 @@
   }
 
   window.addEventListener("keydown", (e) => {
+    if (dialogOpen()) {
+      // Only the dialog's own keys: no digit rates and no viewer key acts behind it.
+      const own = !modified(e) && ["Enter", "Escape", "Tab", " "].includes(e.key);
+      if (!own) { e.preventDefault(); e.stopImmediatePropagation(); }
+      return;
+    }
     if (modified(e)) return;
     const key = e.key;
     const target = e.target;
@@ -231,7 +267,7 @@
   }
 
   async function submit() {
-    if (locked || submitting) return;
+    if (locked || submitting || confirming) return;
     const missing = fieldsets.filter((fs) => !answered(fs));
     fieldsets.forEach((fs) => fs.classList.toggle("missing", missing.includes(fs)));
     if (missing.length) {
@@ -240,6 +276,13 @@
           (missing.some(isCounts) ? " (error counts are whole numbers 0–50)." : "."), true);
       markCurrent();
       return;
+    }
+    if (!mayRevise) {
+      if (!(await confirmed())) {
+        say("Not submitted: change your answers, or press Enter to submit.");
+        return;
+      }
+      if (locked || submitting) return;
     }
     const answers = {};
     fieldsets.forEach((fs) => { answers[fs.dataset.instrument] = valueOf(fs); });

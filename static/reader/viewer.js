@@ -356,6 +356,14 @@
     return String(Math.round(x * 100) / 100);
   }
 
+  // What a radiologist reads on the overlay: whole numbers for wide windows (CT-like or raw
+  // 16-bit values), one or two decimals only for small rescaled ranges.
+  function shown(x) {
+    var size = Math.abs(x);
+    var digits = size >= 100 ? 0 : size >= 10 ? 1 : 2;
+    return x.toLocaleString("en-US", {maximumFractionDigits: digits, useGrouping: false});
+  }
+
   function publish() {
     var wl = number(state.center) + "," + number(state.width);
     section.setAttribute("data-image", String(state.meta.id));
@@ -363,7 +371,7 @@
     section.setAttribute("data-invert", state.invert ? "1" : "0");
     section.setAttribute("data-zoom", state.zoom.toFixed(4));
     var ratio = window.devicePixelRatio || 1;
-    overlay.textContent = "W " + number(state.width) + "  L " + number(state.center) +
+    overlay.textContent = "W " + shown(state.width) + "  L " + shown(state.center) +
       "  ·  " + Math.round(state.zoom / ratio * 100) + "%" + (state.invert ? "  ·  inverted" : "");
     var button = section.querySelector('[data-action="invert"]');
     if (button) button.setAttribute("aria-pressed", state.invert ? "true" : "false");

@@ -69,4 +69,5 @@ def test_text_typed_before_an_idle_sign_out_comes_back(live_server, world: ReadW
     wait_displayed(page)
     with page.expect_response(lambda r: r.url.endswith("/submit/")) as submitted:
         page.keyboard.press("Control+Enter")
+        page.keyboard.press("Enter")  # confirm: "Submit this report?"
     assert submitted.value.status == 200

@@ -87,7 +87,19 @@ def _rate_with_keys(page, codes: list[str]) -> dict:
     return expected
 
 
-def _submit_and_follow(page, *, last: bool) -> None:
+def _confirmation_is_asking(page) -> None:
+    """The page's confirmation of a final rating is open, modal, focus on its Submit button."""
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    assert page.evaluate("() => document.getElementById('confirm-dialog').matches(':modal')")
+    expect(page.get_by_role("alertdialog", name="Submit this rating?")).to_be_visible()
+    expect(page.locator("#confirm-ok")).to_be_focused()
+
+
+def _submit_and_follow(page, *, last: bool, final: bool = True) -> None:
+    """Enter submits; where ratings are final (no revision), Enter again confirms."""
+    if final:
+        page.keyboard.press("Enter")
+        _confirmation_is_asking(page)
     if last:
         page.keyboard.press("Enter")
         expect(page.locator("#all-done")).to_be_visible()
@@ -111,8 +123,9 @@ def keyboard_world(tmp_path) -> CampaignWorld:
                                 include_ai_alone=True)
 
 
-def test_rater_rates_every_instrument_with_the_keyboard(page, live_server,
-                                                        keyboard_world: CampaignWorld) -> None:
+def test_rater_rates_every_instrument_with_the_keyboard(
+    live_server, keyboard_world: CampaignWorld, page
+) -> None:
     world = keyboard_world
     rater = next(r for r in world.raters if RaterItem.objects.filter(
         rater=r, item__instruments__contains=["source_id"]).exists())
@@ -142,6 +155,7 @@ def test_rater_rates_every_instrument_with_the_keyboard(page, live_server,
             expect(page.locator("#rating-status")).to_have_attribute("aria-live", "polite")
             first = page.locator(f"#instrument-{codes[0]} .instrument-name").inner_text()
             expect(page.locator("#rating-status")).to_contain_text(first)
+            expect(page.locator("#confirm-dialog")).to_be_hidden()  # nothing to confirm yet
             assert not Rating.objects.filter(rater_item__code=code).exists()
             wl = page.locator(DISPLAYED).get_attribute("data-wl")
         if "radpeer" in codes:
@@ -281,8 +295,9 @@ def blind_world(tmp_path) -> CampaignWorld:
     return world
 
 
-def test_nothing_a_rater_receives_reveals_the_source(page, live_server,
-                                                      blind_world: CampaignWorld) -> None:
+def test_nothing_a_rater_receives_reveals_the_source(
+    live_server, blind_world: CampaignWorld, page
+) -> None:
     world = blind_world
     trial = world.trial
     rater = world.raters[0]
@@ -384,6 +399,9 @@ def _rate_first_item(page, live_server, world: CampaignWorld, key: str) -> Rater
         page.keyboard.press("n")
     code = _code(page)
     page.keyboard.press(key)
+    if not world.campaign.allow_revision:  # final: Enter asks, Enter again confirms
+        page.keyboard.press("Enter")
+        _confirmation_is_asking(page)
     with page.expect_navigation(url=ITEM_URL):
         page.keyboard.press("Enter")
     item = RaterItem.objects.get(code=code)
@@ -391,7 +409,7 @@ def _rate_first_item(page, live_server, world: CampaignWorld, key: str) -> Rater
     return item
 
 
-def test_a_submitted_rating_cannot_be_changed(page, live_server, tmp_path) -> None:
+def test_a_submitted_rating_cannot_be_changed(live_server, tmp_path, page) -> None:
     world = build_campaign_world(tmp_path, cases=1, raters=1, instruments=("likert",))
     item = _rate_first_item(page, live_server, world, "4")
     assert item.rating.values == {"likert": "4"}
@@ -416,7 +434,7 @@ def test_a_submitted_rating_cannot_be_changed(page, live_server, tmp_path) -> No
     assert not AuditEvent.objects.filter(action="rating.revised").exists()
 
 
-def test_revision_where_the_campaign_allows_it(page, live_server, tmp_path) -> None:
+def test_revision_where_the_campaign_allows_it(live_server, tmp_path, page) -> None:
     world = build_campaign_world(tmp_path, cases=1, raters=1, instruments=("likert",),
                                  allow_revision=True)
     item = _rate_first_item(page, live_server, world, "4")
@@ -431,6 +449,7 @@ def test_revision_where_the_campaign_allows_it(page, live_server, tmp_path) -> N
     expect(page.locator("#submit-rating")).to_be_visible()
     page.keyboard.press("2")
     expect(page.locator("#likert-2")).to_be_checked()
+    # Revisable: no confirmation, Enter submits at once.
     with page.expect_navigation(url=ITEM_URL):  # the other item, not yet rated
         page.keyboard.press("Enter")
     rating = Rating.objects.get(rater_item=item)
@@ -439,3 +458,62 @@ def test_revision_where_the_campaign_allows_it(page, live_server, tmp_path) -> N
     assert event.before == {"values": {"likert": "4"}}
     assert event.after["values"] == {"likert": "2"}
 
+
+
+def _is_rating_submit(request) -> bool:
+    return request.method == "POST" and request.url.endswith("/submit/")
+
+
+def test_a_final_rating_is_confirmed_and_escape_or_cancel_sends_nothing(
+    live_server, tmp_path, page
+) -> None:
+    world = build_campaign_world(tmp_path, cases=1, raters=1, instruments=("likert",))
+    assert not world.campaign.allow_revision
+    sign_in(page, live_server, world.raters[0].user, _list_path(world))
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if _is_rating_submit(r) else None)
+    native: list[str] = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
+    with page.expect_navigation(url=ITEM_URL):
+        page.keyboard.press("n")
+    wait_displayed(page)
+    code = _code(page)
+    dialog = page.locator("#confirm-dialog")
+    wl = page.locator(DISPLAYED).get_attribute("data-wl")
+
+    # digit, Enter: the confirmation asks (ratings are final here).
+    page.keyboard.press("4")
+    expect(page.locator("#likert-4")).to_be_checked()
+    expect(dialog).to_be_hidden()
+    page.keyboard.press("Enter")
+    _confirmation_is_asking(page)
+    expect(dialog).to_contain_text("Submit this rating? Ratings are final")
+    # Behind it, digits neither rate nor reach the viewer.
+    page.keyboard.press("2")
+    expect(page.locator("#likert-4")).to_be_checked()
+    assert page.locator(DISPLAYED).get_attribute("data-wl") == wl
+    _confirmation_is_asking(page)
+
+    # Escape cancels: nothing sent, the answer can still change.
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#rating-status")).to_contain_text("Not submitted")
+    page.keyboard.press("3")
+    expect(page.locator("#likert-3")).to_be_checked()
+    # The button asks too; Cancel cancels.
+    page.locator("#submit-rating").click()
+    _confirmation_is_asking(page)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert sent == []
+    assert not Rating.objects.filter(rater_item__code=code).exists()
+
+    # digit, Enter, Enter: submitted once, and the next item opens.
+    page.keyboard.press("5")
+    page.keyboard.press("Enter")
+    _confirmation_is_asking(page)
+    with page.expect_navigation(url=ITEM_URL):
+        page.keyboard.press("Enter")
+    wait_displayed(page)
+    assert len(sent) == 1 and native == []
+    assert Rating.objects.get(rater_item__code=code).values == {"likert": "5"}

@@ -53,6 +53,30 @@ def _is_submit(response) -> bool:
     return response.url.endswith("/submit/") and response.request.method == "POST"
 
 
+def _is_submit_request(request) -> bool:
+    return request.url.endswith("/submit/") and request.method == "POST"
+
+
+def _confirm_dialog_is_asking(page, title: str = "Submit this report?") -> None:
+    """The page's confirmation is open, modal, and its confirm button has the focus."""
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("open", "")
+    assert page.evaluate("() => document.getElementById('confirm-dialog').matches(':modal')")
+    expect(dialog.locator("h2")).to_have_text(title)
+    expect(page.locator("#confirm-ok")).to_be_focused()
+
+
+def _submit_with_the_keyboard(page):
+    """Ctrl+Enter, then Enter on the confirmation; the submit response."""
+    page.keyboard.press("Control+Enter")
+    _confirm_dialog_is_asking(page)
+    with page.expect_response(_is_submit) as submitted:
+        page.keyboard.press("Enter")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    return submitted.value
+
+
 def _eventually(check, *, timeout: float = 5.0):
     """Poll the database (the server answers on another thread) until ``check()`` is truthy."""
     deadline = time.monotonic() + timeout
@@ -63,7 +87,7 @@ def _eventually(check, *, timeout: float = 5.0):
         time.sleep(0.05)
 
 
-def test_ai_arm_reader_reads_a_case_end_to_end(page, live_server, world: ReadWorld) -> None:
+def test_ai_arm_reader_reads_a_case_end_to_end(live_server, world: ReadWorld, page) -> None:
     slug, total = world.trial.slug, len(world.cases)
     sign_in(page, live_server, world.readers[Arm.AI_ASSISTED].user, f"/read/{slug}/")
 
@@ -91,12 +115,10 @@ def test_ai_arm_reader_reads_a_case_end_to_end(page, live_server, world: ReadWor
     page.keyboard.press("Control+End")
     added = " Reader checked: no pneumothorax."
     page.keyboard.type(added)
-    with page.expect_response(_is_submit) as submitted:
-        page.keyboard.press("Control+Enter")
-    assert submitted.value.status == 200
+    assert _submit_with_the_keyboard(page).status == 200
 
-    expect(page.locator("#submitted-note")).to_contain_text("Submitted")
-    expect(page.locator("#submitted-note")).to_contain_text("The report is locked.")
+    # Submitted, locked, and no reading time shown to the reader.
+    expect(page.locator("#submitted-note")).to_have_text("Submitted. The report is locked.")
     expect(findings).not_to_be_editable()
     expect(impression).not_to_be_editable()
     expect(page.locator("#next-line")).to_be_visible()
@@ -117,7 +139,7 @@ def test_ai_arm_reader_reads_a_case_end_to_end(page, live_server, world: ReadWor
 
 
 def test_scp_reader_reads_a_case_and_never_receives_the_draft(
-    page, live_server, world: ReadWorld
+    live_server, world: ReadWorld, page
 ) -> None:
     slug = world.trial.slug
     markers = []
@@ -155,9 +177,7 @@ def test_scp_reader_reads_a_case_and_never_receives_the_draft(
     page.keyboard.press("Control+End")
     page.keyboard.type("Heart size normal. Lungs clear.")
     page.locator("#impression").press_sequentially("No acute disease.")
-    with page.expect_response(_is_submit) as submitted:
-        page.keyboard.press("Control+Enter")
-    assert submitted.value.status == 200
+    assert _submit_with_the_keyboard(page).status == 200
     expect(page.locator("#submitted-note")).to_contain_text("Submitted")
 
     # Everything the reader can reach through the API, fetched by the page itself.
@@ -204,7 +224,7 @@ def test_scp_reader_reads_a_case_and_never_receives_the_draft(
     assert ai_reading.findings.startswith("Draftfindings")
 
 
-def test_reading_time_is_the_time_the_reader_spent(page, live_server, world: ReadWorld) -> None:
+def test_reading_time_is_the_time_the_reader_spent(live_server, world: ReadWorld, page) -> None:
     slug = world.trial.slug
     sign_in(page, live_server, world.readers[Arm.SCP].user, f"/read/{slug}/")
 
@@ -215,9 +235,7 @@ def test_reading_time_is_the_time_the_reader_spent(page, live_server, world: Rea
     page.keyboard.type("Heart size normal.", delay=40)
     time.sleep(2.0)  # the reader looks at the image
     page.keyboard.type(" Lungs clear.", delay=40)
-    with page.expect_response(_is_submit) as submitted:
-        page.keyboard.press("Control+Enter")
-    assert submitted.value.status == 200
+    assert _submit_with_the_keyboard(page).status == 200
     measured = time.monotonic() - t0
 
     reading = _reading(world, Arm.SCP)
@@ -225,12 +243,16 @@ def test_reading_time_is_the_time_the_reader_spent(page, live_server, world: Rea
     assert measured > 2.5
     assert abs(reading.reading_time_s - measured) <= 0.5, (reading.reading_time_s, measured)
     assert reading.gap_s == 0
-    expect(page.locator("#submitted-note")).to_contain_text(
-        f"reading time {reading.reading_time_s:.1f} s")
+    # Stored for the coordinator and the analysis; the reader is not told, now or later.
+    expect(page.locator("#submitted-note")).to_have_text("Submitted. The report is locked.")
+    page.reload()
+    expect(page.locator("#submitted-note")).to_have_text("Submitted. The report is locked.")
+    body = page.locator("body").inner_text().lower()
+    assert "reading time" not in body and f"{reading.reading_time_s:.1f}" not in body
 
 
 def test_autosave_survives_reloads_and_the_clock_keeps_running(
-    page, browser, live_server, world: ReadWorld
+    browser, live_server, world: ReadWorld, page
 ) -> None:
     slug = world.trial.slug
     url = f"{live_server.url}/read/{slug}/1/"
@@ -297,9 +319,7 @@ def test_autosave_survives_reloads_and_the_clock_keeps_running(
 
     # Submit: the reading time runs from the first display, across the reloads.
     wait_displayed(again)
-    with again.expect_response(_is_submit) as submitted:
-        again.keyboard.press("Control+Enter")
-    assert submitted.value.status == 200
+    assert _submit_with_the_keyboard(again).status == 200
     elapsed = time.monotonic() - t_first
     reading = _reading(world, Arm.SCP)
     assert reading.status == Reading.Status.SUBMITTED and reading.findings == expected
@@ -311,7 +331,7 @@ def test_autosave_survives_reloads_and_the_clock_keeps_running(
 
 
 def test_typing_just_before_a_reload_is_kept_and_autosave_goes_on(
-    page, live_server, world: ReadWorld
+    live_server, world: ReadWorld, page
 ) -> None:
     """A reload within the autosave delay: the page must neither lose the text nor mistake its
     own last save (sent as the old page went away) for another window's."""
@@ -336,7 +356,7 @@ def test_typing_just_before_a_reload_is_kept_and_autosave_goes_on(
 
 
 def test_signing_out_removes_the_report_copies_kept_in_the_browser(
-    page, live_server, world: ReadWorld
+    live_server, world: ReadWorld, page
 ) -> None:
     """On a shared workstation the next person must not find this reader's text."""
     slug = world.trial.slug
@@ -351,7 +371,7 @@ def test_signing_out_removes_the_report_copies_kept_in_the_browser(
     assert page.evaluate(copies) == 0
 
 
-def test_a_stale_tab_cannot_overwrite_a_newer_save(page, live_server, world: ReadWorld) -> None:
+def test_a_stale_tab_cannot_overwrite_a_newer_save(live_server, world: ReadWorld, page) -> None:
     slug = world.trial.slug
     url = f"{live_server.url}/read/{slug}/1/"
     sign_in(page, live_server, world.readers[Arm.SCP].user, f"/read/{slug}/")
@@ -377,7 +397,9 @@ def test_a_stale_tab_cannot_overwrite_a_newer_save(page, live_server, world: Rea
     assert reading.status == Reading.Status.OPEN
 
 
-def test_window_level_changes_the_pixels_on_the_canvas(page, live_server, world: ReadWorld) -> None:
+def test_window_level_changes_the_pixels_on_the_canvas(
+    live_server, world: ReadWorld, page
+) -> None:
     slug = world.trial.slug
     sign_in(page, live_server, world.readers[Arm.SCP].user, f"/read/{slug}/1/")
     wait_displayed(page)
@@ -412,7 +434,7 @@ def test_window_level_changes_the_pixels_on_the_canvas(page, live_server, world:
 
 
 def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
-    page, live_server, world: ReadWorld
+    live_server, world: ReadWorld, page
 ) -> None:
     slug = world.trial.slug
     sign_in(page, live_server, world.readers[Arm.AI_ASSISTED].user, f"/read/{slug}/")
@@ -437,9 +459,7 @@ def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
     page.keyboard.press("Escape")
 
     tab_to(page, "#submit")
-    with page.expect_response(_is_submit) as submitted:
-        page.keyboard.press("Control+Enter")
-    assert submitted.value.status == 200
+    assert _submit_with_the_keyboard(page).status == 200
     expect(page.locator("#submitted-note")).to_be_visible()
     expect(page.locator("#next-case")).to_be_focused()
     reading = _reading(world, Arm.AI_ASSISTED)
@@ -481,10 +501,85 @@ def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
     expect(page.locator(".amendments")).to_contain_text("Amendment of a submitted report")
     assert Signature.objects.get().object_id == str(amendment.pk)
 
-    # n opens the next case (the report is submitted); Tab reaches its submit button.
-    with page.expect_navigation():
+    # n opens the next case (the report is submitted); Tab reaches its submit button. (The
+    # new page's first event is awaited: no request of it outlives the test's database.)
+    with page.expect_response(is_event("image_displayed")), page.expect_navigation():
         page.keyboard.press("n")
     assert page.url == f"{live_server.url}/read/{slug}/2/"
     expect(page.locator("#findings")).to_be_editable()
     tab_to(page, "#submit")
     assert focused_matches(page, "#submit")
+
+
+def test_submitting_asks_first_and_escape_or_cancel_sends_nothing(
+    live_server, world: ReadWorld, page
+) -> None:
+    slug = world.trial.slug
+    sign_in(page, live_server, world.readers[Arm.SCP].user, f"/read/{slug}/1/")
+    native: list[str] = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if _is_submit_request(r) else None)
+    wait_displayed(page)
+    findings = page.locator("#findings")
+    findings.click()
+    page.keyboard.type("Heart size normal.")
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_hidden()
+
+    # Ctrl+Enter asks, in the page: an accessible modal dialog with the focus on Submit.
+    page.keyboard.press("Control+Enter")
+    _confirm_dialog_is_asking(page)
+    expect(dialog).to_have_attribute("role", "alertdialog")
+    expect(dialog).to_contain_text("Submit this report? It is locked once submitted.")
+    expect(page.get_by_role("alertdialog", name="Submit this report?")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Submit")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_visible()
+    # Behind the dialog the page's keys wait: no viewer key, no second Ctrl+Enter.
+    page.keyboard.press("i")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator(DISPLAYED)).to_have_attribute("data-invert", "0")
+    _confirm_dialog_is_asking(page)
+
+    # Escape cancels: nothing is sent, the report stays open, the focus goes back to the text.
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(findings).to_be_focused()
+    expect(findings).to_be_editable()
+    page.keyboard.type(" Lungs clear.")  # still typing where the reader was
+
+    # The button asks too; Cancel cancels.
+    page.locator("#submit").click()
+    _confirm_dialog_is_asking(page)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#save-status")).to_have_text(SAVED)
+    assert sent == []
+    reading = _reading(world, Arm.SCP)
+    assert reading.status == Reading.Status.OPEN and reading.submitted_at is None
+    assert reading.findings == "Heart size normal. Lungs clear."
+    assert not reading.events.filter(kind=ReadingEvent.Kind.SUBMITTED).exists()
+
+    # Ctrl+Enter, then Enter: submitted once.
+    assert _submit_with_the_keyboard(page).status == 200
+    expect(page.locator("#submitted-note")).to_have_text("Submitted. The report is locked.")
+    expect(page.locator("#next-case")).to_be_focused()
+    assert len(sent) == 1
+    assert _reading(world, Arm.SCP).status == Reading.Status.SUBMITTED
+    assert native == [], "a native confirm() was used"
+
+
+def test_the_submit_button_and_the_confirm_button_submit_with_the_mouse(
+    live_server, world: ReadWorld, page
+) -> None:
+    slug = world.trial.slug
+    sign_in(page, live_server, world.readers[Arm.SCP].user, f"/read/{slug}/1/")
+    wait_displayed(page)
+    page.locator("#findings").press_sequentially("Clear lungs.")
+    page.locator("#submit").click()
+    _confirm_dialog_is_asking(page)
+    with page.expect_response(_is_submit) as submitted:
+        page.locator("#confirm-ok").click()
+    assert submitted.value.status == 200
+    expect(page.locator("#submitted-note")).to_have_text("Submitted. The report is locked.")
+    assert _reading(world, Arm.SCP).status == Reading.Status.SUBMITTED

@@ -26,6 +26,20 @@ TEXTS = {
 }
 
 
+def _is_sign(request) -> bool:
+    return request.url.endswith("/sign/") and request.method == "POST"
+
+
+def _sign_dialog_is_asking(page) -> None:
+    """The page's confirmation of the signature is open, modal, focus on its Sign button."""
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    assert page.evaluate("() => document.getElementById('confirm-dialog').matches(':modal')")
+    expect(page.get_by_role("alertdialog", name="Sign this final report?")).to_be_visible()
+    expect(page.locator("#confirm-ok")).to_have_text("Sign")
+    expect(page.locator("#confirm-ok")).to_be_focused()
+
+
 @pytest.fixture
 def world(tmp_path) -> ReadWorld:
     world = build_read_world(tmp_path, cases=1)
@@ -39,7 +53,7 @@ def world(tmp_path) -> ReadWorld:
     return world
 
 
-def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: ReadWorld) -> None:
+def test_senior_finalises_a_case_blind_to_the_arms(live_server, world: ReadWorld, page) -> None:
     slug, case = world.trial.slug, world.cases[0]
     traffic = Traffic().attach(page)
     sign_in(page, live_server, world.senior.user, f"/review/{slug}/")
@@ -79,15 +93,19 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     page.keyboard.press("Control+End")
     addendum = " Senior: small right effusion."
     page.keyboard.type(addendum)
-    # Signing is an electronic signature: Ctrl+Enter asks for the password first (no request),
-    # a wrong one is refused and recorded, the right one signs.
+    # Signing is an electronic signature: Ctrl+Enter asks for the password first (no request,
+    # no confirmation yet), then for a confirmation; a wrong password is refused and recorded,
+    # the right one signs.
     page.keyboard.press("Control+Enter")
     status = page.locator("#sign-password-status")
     expect(status).to_contain_text("Enter your password to sign")
     password = page.locator("#sign-password")
     expect(password).to_be_focused()
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
     assert not [url for url, _ in traffic.posts if url.endswith("/sign/")]
     page.keyboard.type("not-my-password")
+    page.keyboard.press("Enter")
+    _sign_dialog_is_asking(page)
     with page.expect_response(lambda r: r.url.endswith("/sign/")) as refused:
         page.keyboard.press("Enter")
     assert refused.value.status == 400
@@ -97,8 +115,10 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
     assert Review.objects.get(pk=review.pk).status == Review.Status.OPEN
     assert AuditEvent.objects.filter(action="signature.refused").count() == 1
     page.keyboard.type(PASSWORD)
+    page.keyboard.press("Control+Enter")
+    _sign_dialog_is_asking(page)
     with page.expect_response(lambda r: r.url.endswith("/sign/")) as signed:
-        page.keyboard.press("Control+Enter")
+        page.keyboard.press("Enter")
     assert signed.value.status == 200
 
     expect(page.locator("#submitted-note")).to_contain_text("Signed")
@@ -157,3 +177,53 @@ def test_senior_finalises_a_case_blind_to_the_arms(page, live_server, world: Rea
 
     # Once signed, no button offers to change the final report (checked last, see above).
     assert still_shown == [], f"still visible after signing: {still_shown}"
+
+
+def test_signing_asks_first_and_escape_sends_nothing(live_server, world: ReadWorld, page) -> None:
+    slug, case = world.trial.slug, world.cases[0]
+    sign_in(page, live_server, world.senior.user, f"/review/{slug}/{case.pk}/")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if _is_sign(r) else None)
+    native: list[str] = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
+    wait_displayed(page)
+    page.get_by_role("button", name="Start from Report 1").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" Senior agrees.")
+    password = page.locator("#sign-password")
+    password.click()
+    page.keyboard.type(PASSWORD)
+
+    # After the password, Ctrl+Enter asks; Escape cancels: nothing sent, the report stays open
+    # and the focus is back in the password field (the password still typed).
+    page.keyboard.press("Control+Enter")
+    _sign_dialog_is_asking(page)
+    expect(page.locator("#confirm-dialog")).to_contain_text("Sign this final report?")
+    page.keyboard.press("Escape")
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    expect(password).to_be_focused()
+    expect(password).to_have_value(PASSWORD)
+    expect(page.locator("#findings")).to_be_editable()
+    expect(page.locator("#submit")).to_be_visible()
+    # The Sign button asks too; Cancel cancels.
+    page.locator("#submit").click()
+    _sign_dialog_is_asking(page)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    expect(page.locator("#save-status")).to_contain_text("Saved")
+    assert sent == []
+    review = Review.objects.get(case=case)
+    assert review.status == Review.Status.OPEN and review.signed_at is None
+    assert not Signature.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="signature.").exists()
+
+    # Ctrl+Enter, then Enter: signed once.
+    page.keyboard.press("Control+Enter")
+    _sign_dialog_is_asking(page)
+    with page.expect_response(lambda r: _is_sign(r.request)) as signed:
+        page.keyboard.press("Enter")
+    assert signed.value.status == 200
+    expect(page.locator("#submitted-note")).to_contain_text("Signed")
+    expect(page.locator("#next-case")).to_be_focused()
+    assert len(sent) == 1 and native == []
+    assert Review.objects.get(case=case).status == Review.Status.SIGNED

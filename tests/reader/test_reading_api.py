@@ -107,7 +107,10 @@ def test_submit_locks_and_amend_needs_a_reason(world: ReadWorld) -> None:
     done = client.post(base(world) + "submit/", {"findings": "Edited.", "impression": "OK.",
                                                  "version": state["version"]}, format="json")
     assert done.status_code == 200, done.content
-    assert done.json()["status"] == "submitted" and done.json()["reading_time_s"] > 0
+    assert done.json()["status"] == "submitted"
+    # The reading time is kept (for the coordinator and the analysis), never sent to the reader.
+    assert Reading.objects.get(assignment=world.assignment(Arm.AI_ASSISTED)).reading_time_s > 0
+    assert "reading_time_s" not in done.json() and "flags" not in done.json()
     again = client.post(base(world) + "save/", {"findings": "late", "impression": "",
                                                 "version": done.json()["version"]},
                         format="json")

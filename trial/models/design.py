@@ -57,10 +57,13 @@ class Trial(models.Model):
         help_text="Trial registry identifier, e.g. NCT06874647.",
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SETUP)
-    ai_assisted_label = models.CharField(max_length=60, default="AI-assisted",
-                                         validators=[single_line])
-    scp_label = models.CharField(max_length=60, default="Standard clinical practice",
-                                 validators=[single_line])
+    ai_assisted_label = models.CharField(
+        "name of the AI-assisted arm", max_length=60, default="AI-assisted",
+        validators=[single_line], help_text="How readers, tables and figures name the arm.")
+    scp_label = models.CharField(
+        "name of the standard-practice (SCP) arm", max_length=60,
+        default="Standard clinical practice", validators=[single_line],
+        help_text="How readers, tables and figures name the arm.")
     ratio_ai_assisted = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
