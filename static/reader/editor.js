@@ -297,6 +297,13 @@
       submitButton.parentNode.insertBefore(signed, submitButton);
     }
     show("");
+    const bar = document.getElementById("done-bar");  // the header's count moves on at once
+    if (bar && reading) {
+      bar.value = Math.min(Number(bar.max), Number(bar.value) + 1);
+      bar.textContent = `${bar.value} / ${bar.max}`;
+      const count = document.getElementById("done-count");
+      if (count) count.textContent = `${bar.value}/${bar.max}`;
+    }
     const amendBox = document.getElementById("amend-box");
     if (amendBox) {
       amendBox.hidden = false;

@@ -458,10 +458,12 @@ def test_the_keyboard_alone_reads_submits_amends_and_moves_on(
     assert findings.input_value() == "Keyboard only. " + original  # the key was not typed
     page.keyboard.press("Escape")
 
+    done, total = map(int, page.locator("#done-count").inner_text().split("/"))
     tab_to(page, "#submit")
     assert _submit_with_the_keyboard(page).status == 200
     expect(page.locator("#submitted-note")).to_be_visible()
     expect(page.locator("#next-case")).to_be_focused()
+    expect(page.locator("#done-count")).to_have_text(f"{done + 1}/{total}")  # header count
     reading = _reading(world, Arm.AI_ASSISTED)
     submitted_text = "Keyboard only. " + original
     assert reading.status == Reading.Status.SUBMITTED and reading.findings == submitted_text
