@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Two-factor sign-in"
+    verbose_name = "People and sign-in"
 
     def ready(self) -> None:
         """Note when the password was last given: setting up a device needs a recent one."""

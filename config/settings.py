@@ -237,6 +237,11 @@ DRAFT_TAKEOVER_SECONDS = float(os.environ.get("DRAFT_TAKEOVER_SECONDS", "15"))
 # Sending a draft's task waits at most this long for Redis, then leaves it to the sweep.
 DRAFT_SEND_TIMEOUT_S = float(os.environ.get("DRAFT_SEND_TIMEOUT_S", "1"))
 CELERY_BEAT_SCHEDULE = {
+    "send-notifications": {  # batched e-mails (notify.send); each person at most once a period
+        "task": "notify.tasks.send_notifications",
+        "schedule": float(os.environ.get("NOTIFY_SECONDS", "3600")),
+        "options": {"expires": 3000},
+    },
     "sweep-drafts": {
         "task": "trial.tasks.sweep_drafts",
         "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
@@ -249,6 +254,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600},
     },
 }
+
+# Work counted as overdue (dashboard, coordinators' e-mails): a reading open longer than
+# OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.
+OVERDUE_READING_HOURS = float(os.environ.get("OVERDUE_READING_HOURS", "24"))
+OVERDUE_REVIEW_DAYS = float(os.environ.get("OVERDUE_REVIEW_DAYS", "3"))
 
 # E-mail: invitations, password resets and notifications. The demo prints them on the
 # console; production sends them through SMTP (EMAIL_HOST ...). Links in e-mails start with

@@ -4,6 +4,7 @@ from csp.decorators import csp_update
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -32,6 +33,10 @@ MOVED_ADMIN = [
 
 urlpatterns = [
     *MOVED_ADMIN,
+    # The admin's sign-in page shows "Forgotten your password?" when this route exists: the
+    # site's own reset pages (accounts/password_urls.py). Before the admin's catch-all.
+    path("admin/password_reset/", RedirectView.as_view(pattern_name="password_reset"),
+         name="admin_password_reset"),
     path("admin/", admin.site.urls),
     path("api/images/", include("reader.api.urls_images")),
     path("api/", include("reader.api.urls")),
@@ -48,6 +53,10 @@ urlpatterns = [
     path("analysis/", include("analysis.urls")),
     # Two-factor sign-in: the code after the password, set-up, recovery codes (accounts/).
     path("accounts/two-factor/", include("accounts.urls")),
+    # Password reset ("Forgot your password?") and invitations' links: a one-time link by
+    # e-mail sets a password (accounts/passwords.py).
+    path("accounts/", include("accounts.password_urls")),
+    path("notifications/", include("notify.urls")),
     path("", include("reader.urls")),
     path("", include("rating.urls")),
 ]

@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.support.factories import CaseFactory, SiteFactory
+from tests.support.factories import CaseFactory, SiteFactory, UserFactory
 from tests.support.trial_world import World
 from trial.models import AuditEvent, Case, Membership, Trial
 
@@ -254,3 +254,16 @@ def test_raters_get_only_what_their_pages_show(world: World) -> None:
         assert rater.get(url).status_code == 403
     reader = as_(world, "reader").get(f"{A}/").json()  # other roles still see the name
     assert reader["name"] == "Trial A"
+
+
+def test_the_member_look_up_reaches_only_the_coordinators_people(world: World) -> None:
+    """A coordinator cannot find or add another trial's person by user name (as in the admin's
+    drop-down); an account with no role anywhere yet can be added."""
+    client = as_(world, "coordinator")
+    other = client.post(f"{A}/members/", {"username": "coordinator-b", "role": "rater"},
+                        format="json")
+    assert other.status_code == 400 and "does not exist" in str(other.json())
+    fresh = UserFactory(username="fresh-account")
+    added = client.post(f"{A}/members/", {"username": fresh.username, "role": "rater"},
+                        format="json")
+    assert added.status_code == 201, added.content

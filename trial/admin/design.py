@@ -290,6 +290,18 @@ class MembershipAdmin(TrialScopedAdmin):
             return ("trial", "user", "role", "allocated_arm")
         return ("allocated_arm",)
 
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs: Any):
+        """The person is chosen among the active people of the coordinator's own trials, never
+        another trial's (a superuser: everyone); someone new comes by *Invite a person*."""
+        if db_field.name == "user":
+            kwargs["queryset"] = people.people_seen_by(request.user).filter(
+                is_active=True).order_by("username")
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and field is not None:
+            field.help_text = ("People of your trials. Someone new, or from elsewhere: "
+                               "Invite a person (on the Memberships or People list).")
+        return field
+
     def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None):
         if obj is not None:
             try:

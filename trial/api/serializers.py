@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from trial import lifecycle
 from trial.models import EligibilityCriterion, Membership, Role, Site, Trial
+from trial.people import people_seen_by
 from trial.permissions import has_role, is_superuser, roles_of
 
 from .schema import partial_response
@@ -163,6 +164,20 @@ class MemberSerializer(TrialScopedSerializer):
 
     def get_arm(self, obj: Membership) -> str | None:
         return obj.arm
+
+    def get_fields(self) -> dict:
+        """The user look-up reaches only the people the requester may choose from: the people
+        of the trials they coordinate, and accounts with no role anywhere yet (made by a
+        superuser for them); everyone for a superuser. Another trial's person "does not
+        exist" here (the admin's invitation form is the way to add someone new)."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and getattr(request.user, "is_authenticated", False):
+            users = get_user_model()._default_manager
+            unaffiliated = users.filter(memberships__isnull=True, is_superuser=False,
+                                        is_active=True)
+            fields["username"].queryset = (people_seen_by(request.user) | unaffiliated).distinct()
+        return fields
 
     def validate(self, attrs: dict) -> dict:
         current = self.instance
