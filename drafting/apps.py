@@ -7,13 +7,16 @@ class DraftingConfig(AppConfig):
 
     def ready(self) -> None:
         """Drafting extends the trial app below it, which never imports it: an enrolled case
-        gets its draft queued, and the trial's admin page shows the drafts."""
+        gets its draft queued, and the trial's and the case's admin pages show the drafts."""
+        from trial.admin.cases import CaseAdmin
         from trial.enrolment import case_enrolled
 
         from .admin import extend_trial_admin
+        from .admin_case import draft_panel
 
         case_enrolled.connect(_queue_draft, dispatch_uid="drafting.queue_draft")
         extend_trial_admin()
+        CaseAdmin.add_panel("ai_draft", "AI draft", draft_panel, description="current draft")
 
 
 def _queue_draft(sender, case, **kwargs) -> None:

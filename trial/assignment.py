@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Max
 
-from . import audit
+from . import audit, enrolment
 from .errors import Conflict
 from .models import Arm, Assignment, Case, Membership, Role, Trial
 
@@ -82,32 +82,75 @@ def assign_cases(trial: Trial, *, by, seed: int | None = None) -> list[Assignmen
         waiting = _waiting(trial)
         if not waiting:
             return []
-        readers = _allocated_readers(trial)
-        _check_readers(trial, waiting, readers)
-        new: dict[int, list[tuple[Case, str]]] = defaultdict(list)
-        load = {r.pk: r.load for arm_readers in readers.values() for r in arm_readers}
-        for case, arms in waiting:
-            for arm in arms:
-                pool = [r for r in readers[arm]
-                        if not trial.same_site_assignment or r.site_id == case.site_id]
-                fewest = min(load[r.pk] for r in pool)
-                chosen = rng.choice([r for r in pool if load[r.pk] == fewest])
-                load[chosen.pk] += 1
-                new[chosen.pk].append((case, arm))
-        actor = by if getattr(by, "pk", None) else None
-        rows: list[Assignment] = []
-        for reader in (r for arm_readers in readers.values() for r in arm_readers):
-            given = new.get(reader.pk, [])
-            rng.shuffle(given)
-            rows += [
-                Assignment(case=case, reader=reader, arm=arm, position=(reader.last or 0) + i,
-                           assigned_by=actor)
-                for i, (case, arm) in enumerate(given, start=1)
-            ]
-        Assignment.objects.bulk_create(rows)
-        for row in rows:
-            _audit(trial, row, by, seed)
+        return _assign(trial, waiting, by=by, seed=seed, rng=rng)
+
+
+def _assign(trial: Trial, waiting: list[tuple[Case, list[str]]], *, by,
+            seed: int, rng: random.Random) -> list[Assignment]:
+    """Give each waiting case a reader of each arm it lacks (``assign_cases``'s rules), store
+    and audit the rows. Called with the trial's row locked."""
+    readers = _allocated_readers(trial)
+    _check_readers(trial, waiting, readers)
+    new: dict[int, list[tuple[Case, str]]] = defaultdict(list)
+    load = {r.pk: r.load for arm_readers in readers.values() for r in arm_readers}
+    for case, arms in waiting:
+        for arm in arms:
+            pool = [r for r in readers[arm]
+                    if not trial.same_site_assignment or r.site_id == case.site_id]
+            fewest = min(load[r.pk] for r in pool)
+            chosen = rng.choice([r for r in pool if load[r.pk] == fewest])
+            load[chosen.pk] += 1
+            new[chosen.pk].append((case, arm))
+    actor = by if getattr(by, "pk", None) else None
+    rows: list[Assignment] = []
+    for reader in (r for arm_readers in readers.values() for r in arm_readers):
+        given = new.get(reader.pk, [])
+        rng.shuffle(given)
+        rows += [
+            Assignment(case=case, reader=reader, arm=arm, position=(reader.last or 0) + i,
+                       assigned_by=actor)
+            for i, (case, arm) in enumerate(given, start=1)
+        ]
+    Assignment.objects.bulk_create(rows)
+    for row in rows:
+        _audit(trial, row, by, seed)
     return rows
+
+
+def assign_case(case: Case, *, by, seed: int | None = None) -> list[Assignment]:
+    """Assign one enrolled case to a reader of each arm it still lacks, by the rules of
+    ``assign_cases`` (allocated readers only; within an arm the least loaded reader, ties
+    broken by the seeded RNG; same-site readers when the trial says so), each appended at the
+    end of the chosen reader's worklist. Returns the new rows ([] when nothing was missing).
+
+    Serialised with ``assign_cases`` by the same row lock on the trial; audited the same way.
+    """
+    seed = secrets.randbits(63) if seed is None else seed
+    rng = random.Random(seed)
+    with transaction.atomic():
+        trial = Trial.objects.select_for_update().get(pk=case.trial_id)
+        if trial.status == Trial.Status.LOCKED:
+            raise AssignmentError(f"trial {trial.slug!r} is locked; nothing can be assigned")
+        fresh = Case.objects.select_related("site").get(pk=case.pk)
+        if fresh.status != Case.Status.ENROLLED:
+            raise AssignmentError(f"case {fresh} is {fresh.get_status_display().lower()}; only "
+                                  "an enrolled case is assigned")
+        have = set(Assignment.objects.filter(case=fresh).values_list("arm", flat=True))
+        arms = [arm for arm in Arm.values if arm not in have]
+        if not arms:
+            return []
+        return _assign(trial, [(fresh, arms)], by=by, seed=seed, rng=rng)
+
+
+def enrol_and_assign(case: Case, *, by, seed: int | None = None,
+                     ) -> tuple[Case, list[Assignment]]:
+    """Enrol ``case`` (``enrolment.enrol``) and assign it (``assign_case``), both or neither:
+    a case that cannot be assigned yet (an arm without an allocated reader, say) is not
+    enrolled either, and the refusal says why. Returns the case and its new assignments."""
+    with transaction.atomic():
+        enrolled = enrolment.enrol(case, by=by)
+        rows = assign_case(enrolled, by=by, seed=seed)
+    return enrolled, rows
 
 
 def _audit(trial: Trial, row: Assignment, by: Any, seed: int) -> None:

@@ -67,12 +67,15 @@ def test_tool_posts_need_the_csrf_token(world: World) -> None:
 def test_generate_list_button_on_a_trial_without_list(world: World) -> None:
     client = world.client("other_coordinator")
     url = reverse("admin:trial_trial_generate_list", args=[world.other.pk])
-    response = client.post(url, follow=True)
+    unconfirmed = client.post(url, follow=True)  # irreversible: the first press only warns
+    assert not RandomizationList.objects.filter(trial=world.other).exists()
+    assert b"I confirm" in unconfirmed.content
+    response = client.post(url, {"confirm": "on"}, follow=True)
     (level, text), = messages_of(response)
     assert level == "success" and "sealed slots" in text
     rlist = RandomizationList.objects.get(trial=world.other)
     assert str(rlist.seed) not in response.content.decode()
-    again = client.post(url, follow=True)
+    again = client.post(url, {"confirm": "on"}, follow=True)
     assert messages_of(again)[0][0] == "error" and "already has" in messages_of(again)[0][1]
 
 

@@ -2,27 +2,76 @@
 allocation, assignment.
 
 Each calls one service function and reports the outcome as a message (``trial.admin.tools``
-makes them POST-only views, buttons and changelist actions).
+makes them POST-only views, buttons and changelist actions). The two final ones, "Generate
+randomisation list" and "Assign cases", take a confirmation step: pressed once, they change
+nothing and say what would happen, with an "I confirm" checkbox and the button again (a POST
+form in the page's messages, no script); the POST with ``confirm`` ticked does it.
 """
 
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from trial import assignment, randomization
-from trial.models import Trial
+from trial.models import Arm, Case, Trial
 
 from .base import call_service
 from .tools import Tool
 
+CONFIRM = "confirm"  # the "I confirm" checkbox of a confirmation step
+
+
+def ask_confirmation(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial, *,
+                     tool: str, label: str, summary: str) -> None:
+    """Nothing is done: a message says what would happen, with the form that does it."""
+    url = reverse(f"admin:trial_trial_{tool.replace('-', '_')}", args=[trial.pk])
+    box = f"confirm-{tool}-{trial.pk}"
+    model_admin.message_user(request, format_html(
+        '{} <form method="post" action="{}" class="confirm-step" data-tool="{}">'
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+        '<label for="{}"><input type="checkbox" name="{}" id="{}" required> I confirm</label> '
+        '<button type="submit">{}</button></form>',
+        summary, url, tool, get_token(request), box, CONFIRM, box, label,
+    ), level=messages.WARNING)
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return bool(request.POST.get(CONFIRM))
+
+
+def generate_list_summary(trial: Trial) -> str:
+    ratio = f"{trial.ratio_ai_assisted}:{trial.ratio_scp}"
+    labels = f"{trial.arm_label(Arm.AI_ASSISTED)} : {trial.arm_label(Arm.SCP)}"
+    if trial.stratify_by_site:
+        sites = ", ".join(trial.sites.order_by("code").values_list("code", flat=True)) or "none"
+        strata = f"one stratum per site ({sites})"
+    else:
+        strata = "one stratum (not stratified by site)"
+    return (f"Generate the randomisation list of {trial}? Permuted blocks of size "
+            f"{', '.join(str(b) for b in trial.block_sizes)}, ratio {ratio} ({labels}), "
+            f"{strata}; at least {randomization.MIN_SLOTS_PER_STRATUM} slots per stratum (more "
+            "if it has more readers), rounded up to whole blocks. The platform draws the seed. "
+            "The list is sealed at once and final: never replaced (only extended for a "
+            "stratum), its arms concealed until the trial is locked.")
+
 
 def generate_list(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial) -> None:
+    if not _confirmed(request) and trial.status != Trial.Status.LOCKED and not hasattr(
+            trial, "randomization"):  # a refusal needs no confirmation
+        ask_confirmation(model_admin, request, trial, tool="generate-list",
+                         label="Generate randomisation list",
+                         summary=generate_list_summary(trial))
+        return
     done, rlist = call_service(
         model_admin, request, randomization.generate_list, trial, by=request.user
     )
@@ -47,7 +96,32 @@ def allocate_all(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Tri
         )
 
 
+def assign_cases_summary(trial: Trial) -> tuple[int, bool, str]:
+    """(assignments to make, whether each arm has an allocated reader, what "Assign cases"
+    would do), from the stored rows."""
+    arms = len(Arm.values)
+    waiting = list(
+        Case.objects.filter(trial=trial, status=Case.Status.ENROLLED).order_by()
+        .annotate(n=models.Count("assignments", distinct=True)).filter(n__lt=arms)
+        .values_list("n", flat=True))
+    needed = sum(arms - n for n in waiting)
+    per_arm = Counter(row["arm"] for row in assignment.workload(trial))
+    readers = ", ".join(f"{trial.arm_label(arm)}: {per_arm[arm]}" for arm in Arm.values)
+    site = " at the case's site" if trial.same_site_assignment else ""
+    return needed, all(per_arm[arm] for arm in Arm.values), (
+        f"Assign cases of {trial}? {len(waiting)} enrolled case(s) lack a reader of an arm: "
+        f"{needed} assignment(s) will be made among the allocated readers ({readers}), each to "
+        f"the least loaded reader of the arm{site}, at a random place after the reader's "
+        "current worklist. Assignments are final: they are never undone.")
+
+
 def assign_cases(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial) -> None:
+    if not _confirmed(request) and trial.status != Trial.Status.LOCKED:
+        needed, staffed, summary = assign_cases_summary(trial)
+        if needed and staffed:  # else the service says why nothing is assigned
+            ask_confirmation(model_admin, request, trial, tool="assign", label="Assign cases",
+                             summary=summary)
+            return
     done, created = call_service(model_admin, request, assignment.assign_cases, trial,
                                  by=request.user)
     if done:
