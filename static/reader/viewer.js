@@ -13,7 +13,9 @@
  * "viewer:displayed" event (detail.image = id) the first time real pixels are on screen, once
  * per page load; data-image, data-wl="centre,width", data-invert, data-zoom, data-preview
  * ("1" while a drag preview is on screen) and data-render-ms after each change. Keys are ignored in text fields and with Ctrl/Alt/Meta;
- * n, ? and Enter are left to the page. Plain ES2017, no libraries.
+ * n, ? and Enter are left to the page. Touch (pointer events; the canvas is touch-action:
+ * none): one finger = window/level (pan in pan mode), pinch = zoom, two fingers = pan,
+ * double tap = fit. Plain ES2017, no libraries.
  */
 (function () {
   "use strict";
@@ -409,6 +411,8 @@
   }
 
   canvas.addEventListener("pointerdown", function (event) {
+    if (event.pointerType === "touch") { touchDown(event); return; }
+    if (state.drag && state.drag.touch) return; // fingers on the image: the mouse waits
     if (!state.pixels || (event.button !== 0 && event.button !== 1)) return;
     var pan = event.button === 1 || event.shiftKey || state.panMode;
     state.drag = { kind: pan ? "pan" : "window", x: event.clientX, y: event.clientY,
@@ -418,9 +422,8 @@
     event.preventDefault();
   });
 
-  canvas.addEventListener("pointermove", function (event) {
-    var drag = state.drag;
-    if (!drag || event.pointerId !== drag.id) return;
+  // A one-pointer drag (mouse, pen or one finger) moved to event's position: pan or window.
+  function dragTo(drag, event) {
     var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
     drag.x = event.clientX;
     drag.y = event.clientY;
@@ -432,15 +435,110 @@
       var step = Math.max(state.meta.max - state.meta.min, Math.abs(state.meta.scale)) / 800;
       setWindow(state.center + dy * step, state.width + dx * step);
     }
+  }
+
+  canvas.addEventListener("pointermove", function (event) {
+    if (event.pointerType === "touch") { touchMove(event); return; }
+    var drag = state.drag;
+    if (!drag || drag.touch || event.pointerId !== drag.id) return;
+    dragTo(drag, event);
   });
 
   function endDrag(event) {
+    if (event.pointerType === "touch") { touchUp(event); return; }
     if (!state.drag || event.pointerId !== state.drag.id) return;
     state.drag = null;
     if (state.preview) schedule(true);
   }
   canvas.addEventListener("pointerup", endDrag);
   canvas.addEventListener("pointercancel", endDrag);
+
+  // --- touch --------------------------------------------------------------------------
+  // One finger drags as the mouse's left button does: window/level, or pan in pan mode (the
+  // Pan button). Two fingers: pinch = zoom about the point between them, both moving = pan.
+  // A double tap fits the image. Once a second finger has touched, the gesture stays a pinch
+  // until every finger is lifted (lifting one does not start a window change), and a finger
+  // moves the window only once it has moved TAP_SLOP pixels (a tap changes nothing).
+  var TAP_SLOP = 8;         // CSS pixels
+  var DOUBLE_TAP_MS = 350;  // between the two taps' releases
+  var TAP_MS = 400;         // longer is a press, not a tap
+  var touches = new Map();  // pointerId -> {x, y, t} (client coordinates; t = down time)
+  var pinch = null;         // the fingers' centre at the last move; distance, zoom at the start
+  var lastTap = null;       // {t, x, y} of the last one-finger tap
+
+  function twoFingers() {
+    var points = Array.from(touches.values()).slice(0, 2);
+    var a = points[0], b = points[1];
+    return { distance: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  }
+
+  function touchDown(event) {
+    if (!state.pixels || touches.size >= 2) return; // a third finger is ignored
+    if (state.drag && !state.drag.touch) return;   // a mouse drag is going on
+    event.preventDefault();
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY, t: event.timeStamp });
+    try { canvas.setPointerCapture(event.pointerId); } catch (e) { /* already released */ }
+    if (touches.size === 1) {
+      canvas.focus({ preventScroll: true });
+      state.drag = { kind: state.panMode ? "pan" : "window", x: event.clientX, y: event.clientY,
+                     id: event.pointerId, touch: true, moved: false };
+    } else {
+      state.drag = { kind: "pinch", touch: true };
+      if (state.preview) schedule(true); // the window drag ends: full resolution again
+      pinch = twoFingers();
+      pinch.start = pinch.distance;
+      pinch.zoom = state.zoom;
+      lastTap = null;
+    }
+  }
+
+  function touchMove(event) {
+    var finger = touches.get(event.pointerId), drag = state.drag;
+    if (!finger || !drag) return;
+    finger.x = event.clientX;
+    finger.y = event.clientY;
+    if (drag.kind === "pinch") {
+      if (touches.size < 2) return;
+      // The centre's movement pans; the zoom follows the fingers' spread since they touched
+      // (so fingers back where they started give the zoom back, limits or not).
+      var now = twoFingers(), rect = canvas.getBoundingClientRect();
+      var ratio = canvas.width / rect.width;
+      panBy((now.x - pinch.x) * ratio, (now.y - pinch.y) * ratio);
+      if (pinch.start > 0 && now.distance > 0) {
+        var wanted = pinch.zoom * now.distance / pinch.start;
+        zoomAt(wanted / state.zoom, (now.x - rect.left) * ratio, (now.y - rect.top) * ratio);
+      }
+      pinch.x = now.x;
+      pinch.y = now.y;
+    } else if (event.pointerId === drag.id) {
+      if (!drag.moved) {
+        if (Math.hypot(event.clientX - drag.x, event.clientY - drag.y) < TAP_SLOP) return;
+        drag.moved = true; // from here on, the whole movement since the finger went down
+      }
+      dragTo(drag, event);
+    }
+  }
+
+  function touchUp(event) {
+    var finger = touches.get(event.pointerId), drag = state.drag;
+    if (!finger) return;
+    touches.delete(event.pointerId);
+    if (touches.size) return; // a finger is still down: the gesture goes on (or waits)
+    var tapped = event.type === "pointerup" && drag && drag.kind !== "pinch" && !drag.moved &&
+      event.timeStamp - finger.t < TAP_MS;
+    state.drag = null;
+    pinch = null;
+    if (state.preview) schedule(true);
+    if (!tapped) { lastTap = null; return; }
+    if (lastTap && event.timeStamp - lastTap.t < DOUBLE_TAP_MS &&
+        Math.hypot(event.clientX - lastTap.x, event.clientY - lastTap.y) < 4 * TAP_SLOP) {
+      lastTap = null;
+      fit();
+    } else {
+      lastTap = { t: event.timeStamp, x: event.clientX, y: event.clientY };
+    }
+  }
+
   canvas.addEventListener("contextmenu", function (event) { event.preventDefault(); });
   canvas.addEventListener("dblclick", function () { fit(); });
 
