@@ -178,17 +178,23 @@
     });
   }
 
+  // The status line after an answer, whether picked by a key or tapped/clicked.
+  function announce(fs, radio) {
+    const label = radio ? fs.querySelector(`label[for="${radio.id}"] .level-label`) : null;
+    const remaining = fieldsets.filter((f) => !answered(f)).map(nameOf);
+    const picked = radio ? `${nameOf(fs)}: ${label ? label.textContent.trim() : radio.value}.`
+                         : "";
+    say((picked + (remaining.length ? ` Still to answer: ${remaining.join(", ")}.`
+                                    : " All answered: press Enter to submit.")).trim());
+  }
+
   function pick(fs, radio) {
     radio.checked = true;
     radio.dispatchEvent(new Event("change", {bubbles: true}));
     lastPicked = fs;
     fs.classList.remove("missing");
     if (focusedInstrument() === fs) radio.focus();
-    const label = fs.querySelector(`label[for="${radio.id}"] .level-label`);
-    const remaining = fieldsets.filter((f) => !answered(f)).map(nameOf);
-    say(`${nameOf(fs)}: ${label ? label.textContent.trim() : radio.value}.` +
-        (remaining.length ? ` Still to answer: ${remaining.join(", ")}.`
-                          : " All answered: press Enter to submit."));
+    announce(fs, radio);
     markCurrent();
     const upcoming = form.querySelector("fieldset.instrument.current");
     (upcoming || submitButton).scrollIntoView({block: "nearest"});
@@ -248,7 +254,12 @@
     }
   }, true);
 
-  form.addEventListener("change", () => markCurrent());
+  form.addEventListener("change", (e) => {
+    markCurrent();
+    if (!e.isTrusted || locked) return;  // pick() announces its own (synthetic) changes
+    const fs = e.target.closest("fieldset.instrument");
+    if (fs) announce(fs, e.target.type === "radio" ? e.target : null);
+  });
   form.addEventListener("input", () => markCurrent());
   document.addEventListener("focusin", () => markCurrent());
   form.addEventListener("submit", (e) => {
