@@ -259,6 +259,8 @@ CELERY_BEAT_SCHEDULE = {
 # OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.
 OVERDUE_READING_HOURS = float(os.environ.get("OVERDUE_READING_HOURS", "24"))
 OVERDUE_REVIEW_DAYS = float(os.environ.get("OVERDUE_REVIEW_DAYS", "3"))
+# How often the trial dashboard's page asks for fresh counts.
+MONITOR_POLL_SECONDS = float(os.environ.get("MONITOR_POLL_SECONDS", "15"))
 
 # E-mail: invitations, password resets and notifications. The demo prints them on the
 # console; production sends them through SMTP (EMAIL_HOST ...). Links in e-mails start with

@@ -57,6 +57,7 @@ urlpatterns = [
     # e-mail sets a password (accounts/passwords.py).
     path("accounts/", include("accounts.password_urls")),
     path("notifications/", include("notify.urls")),
+    path("monitor/", include("monitor.urls")),
     path("", include("reader.urls")),
     path("", include("rating.urls")),
 ]
