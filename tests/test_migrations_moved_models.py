@@ -87,8 +87,14 @@ def _migrate_to_latest() -> MigrationExecutor:
 def _pre_move_apps(executor: MigrationExecutor):
     """Historical models as they were before the move (other apps at their latest)."""
     graph = executor.loader.graph
-    nodes = [node for node in graph.leaf_nodes() if node[0] not in MOVED_APPS]
-    nodes += [(app, name) for app, name in BEFORE_MOVE if name is not None]
+    before = {(app, name) for app, name in BEFORE_MOVE if name is not None}
+    pre_move = {node for target in before for node in graph.forwards_plan(target)}
+    # Apps made after the move (analysis, notify ...) need the moved apps' later migrations:
+    # they did not exist then, so they are left out of the pre-move state.
+    nodes = [node for node in graph.leaf_nodes() if node[0] not in MOVED_APPS
+             and not any(n[0] in MOVED_APPS and n not in pre_move
+                         for n in graph.forwards_plan(node))]
+    nodes += sorted(before)
     return executor.loader.project_state(nodes).apps
 
 
