@@ -1,18 +1,22 @@
 """The demo trial: people, sites, randomised readers, synthetic cases, assignments.
 
 Built through the same service functions a coordinator uses (import, screening, consent,
-enrolment, randomisation, assignment), so the demo exercises the real paths.
+enrolment, randomisation, assignment), so the demo exercises the real paths. Each case has one
+truth (``demo.cases``): its history states the age and sex its DICOM header carries, and its
+synthetic radiograph shows the findings its history implies.
 """
 
 from __future__ import annotations
 
 import csv
-import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from accounts.policy import flag_demo_account
@@ -23,6 +27,8 @@ from trial.dicom.synthetic import make_cxr
 from trial.enrolment import enrol, record_consent, screen
 from trial.models import Case, EligibilityCriterion, Membership, Role, Site, Trial
 from trial.randomization import allocate_all, generate_list
+
+from .cases import DemoRecord, demo_records
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "cxr-demo"  # noqa: S105 - printed on purpose: a local, synthetic demo
@@ -43,28 +49,11 @@ CRITERIA = [
     ("exclusion", "pregnant_or_lactating", "Pregnant or lactating"),
 ]
 
-VIGNETTES = [
-    ("Cough and fever for 5 days", "Community-acquired pneumonia suspected. Non-smoker.",
-     "WBC 14.1 x10^9/L, CRP 112 mg/L", "None"),
-    ("Chronic cough, weight loss, night sweats", "Contact with a tuberculosis patient.",
-     "ESR 64 mm/h, sputum AFB pending", "None"),
-    ("Haemoptysis", "Smoker, 40 pack-years. Suspected lung cancer.",
-     "Hb 118 g/L, CEA 9.8 ng/mL", "CT 2024: 8 mm nodule right upper lobe"),
-    ("Shortness of breath on exertion", "Known heart failure, ankle swelling.",
-     "NT-proBNP 4200 pg/mL", "CXR 2025: cardiomegaly"),
-    ("Pleuritic chest pain", "Sudden onset after coughing. Tall, thin, 24 years old.",
-     "D-dimer 0.3 mg/L", "None"),
-    ("Post-operative fever", "Day 3 after abdominal surgery.",
-     "WBC 12.0 x10^9/L, CRP 95 mg/L", "Pre-operative CXR normal"),
-    ("Fall with right chest wall pain", "Elderly patient on anticoagulants.",
-     "INR 2.6", "None"),
-    ("Routine check of central line position", "ICU patient, sepsis.",
-     "Lactate 2.8 mmol/L", "CXR yesterday: line tip in SVC"),
-    ("Dyspnoea and fever", "Chemotherapy for lymphoma, neutropenic.",
-     "Neutrophils 0.4 x10^9/L, CRP 150 mg/L", "CT 2025: mediastinal nodes"),
-    ("Persistent cough", "Asthma, worsening over 3 weeks.",
-     "Eosinophils 0.6 x10^9/L", "None"),
-]
+# A PA film of a 35 x 43 cm detector at 0.24 mm, 12 bits stored in 16 (as a CR or DR plate
+# writes it): the size of a real one, with the demo's data directory kept near 250 MB.
+IMAGE_ROWS, IMAGE_COLUMNS, PIXEL_SPACING_MM, BITS_STORED = 1792, 1472, 0.24, 12
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -78,13 +67,15 @@ def demo_exists() -> bool:
     return Trial.objects.filter(slug=DEMO_SLUG).exists()
 
 
-def _user(username: str, *, staff: bool = False):
+def _user(username: str, *, staff: bool = False, password: str = ""):
+    """``password``: the demo password, hashed once for all the accounts (hashing is slow
+    on purpose: sixteen times took ten seconds)."""
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
         username=username, defaults={"email": f"{username}@demo.invalid", "is_staff": staff}
     )
     if created:
-        user.set_password(DEMO_PASSWORD)
+        user.password = password or make_password(DEMO_PASSWORD)
         user.save()
     flag_demo_account(user)  # no two-factor sign-in for it, in demo mode only
     return user
@@ -92,9 +83,10 @@ def _user(username: str, *, staff: bool = False):
 
 def _people(trial: Trial, sites: dict[str, Site]) -> tuple[object, list[DemoLogin]]:
     logins: list[DemoLogin] = []
+    password = make_password(DEMO_PASSWORD)
 
     def member(username: str, role: str, site: Site | None, years: int, *, staff=False):
-        user = _user(username, staff=staff)
+        user = _user(username, staff=staff, password=password)
         Membership.objects.create(
             trial=trial, user=user, role=role, site=site, years_experience=years
         )
@@ -113,33 +105,45 @@ def _people(trial: Trial, sites: dict[str, Site]) -> tuple[object, list[DemoLogi
     return coordinator, logins
 
 
-def _synthetic_site_files(folder: Path, *, site_code: str, count: int, start: int) -> Path:
-    """Write ``count`` synthetic studies and a history CSV keyed by accession number."""
-    rng = random.Random(start)
-    history = folder / "history.csv"
+def _synthetic_site_files(folder: Path, *, site_code: str, records: list[DemoRecord],
+                          start: int, made: Callable[[], None]) -> Path:
+    """A synthetic study per record in ``folder``, and a history CSV keyed by accession
+    number beside it (not in it: the import would report it as a file that is not DICOM)."""
+    history = folder.parent / f"history-{site_code}.csv"
     with history.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
             ["accession_number", "chief_complaint", "history", "lab_results", "prior_imaging"]
         )
-        for i in range(count):
+        for i, record in enumerate(records):
             n = start + i
             accession = f"ACC{site_code}{n:05d}"
             make_cxr(
                 folder / f"study{n:03d}.dcm",
                 seed=n,
+                rows=IMAGE_ROWS,
+                columns=IMAGE_COLUMNS,
+                pixel_spacing=PIXEL_SPACING_MM,
+                bits=BITS_STORED,
                 patient_id=f"MRN{site_code}{n:06d}",
                 patient_name=f"Synthetic^Patient{n}",
                 accession=accession,
-                age=rng.randint(16, 88),
-                sex=rng.choice(["F", "M"]),
+                age=record.age,
+                sex=record.sex,
+                findings=record.truth.findings,
             )
-            writer.writerow([accession, *VIGNETTES[n % len(VIGNETTES)]])
+            writer.writerow([accession, *record.csv_row])
+            made()
     return history
 
 
-def build_demo(*, cases: int = 30, excluded: int = 2, seed: int = 2025) -> list[DemoLogin]:
-    """Create the demo trial; refuses (ValueError) when it exists already."""
+def build_demo(*, cases: int = 30, excluded: int = 2, seed: int = 2025,
+               progress: Progress | None = None) -> list[DemoLogin]:
+    """Create the demo trial; refuses (ValueError) when it exists already.
+
+    ``progress(stage, done, total)`` is called as the images are made and the cases enrolled.
+    """
+    progress = progress or (lambda stage, done, total: None)
     if demo_exists():
         raise ValueError("The demo trial already exists.")
     with transaction.atomic():
@@ -168,26 +172,42 @@ def build_demo(*, cases: int = 30, excluded: int = 2, seed: int = 2025) -> list[
 
     eligible = {code: kind == "inclusion" for kind, code, _ in CRITERIA}
     total = cases + excluded
+    records = demo_records(total, seed=seed)
     per_site = [total // 3 + (1 if i < total % 3 else 0) for i in range(3)]
-    start = 1
+    start, made = 1, 0
+
+    def one_made() -> None:
+        nonlocal made
+        made += 1
+        progress("images", made, total)
+
     with tempfile.TemporaryDirectory(prefix="cxr-demo-") as tmp:
+        folders = []
         for (code, site), count in zip(sites.items(), per_site, strict=True):
             folder = Path(tmp) / code
             folder.mkdir()
-            history = _synthetic_site_files(folder, site_code=code, count=count, start=start)
-            import_path(folder, trial=trial, site=site, by=coordinator, history_csv=history)
+            history = _synthetic_site_files(folder, site_code=code,
+                                            records=records[start - 1:start - 1 + count],
+                                            start=start, made=one_made)
+            folders.append((site, folder, history, start - 1))
             start += count
+        for site, folder, history, before in folders:
+            import_path(folder, trial=trial, site=site, by=coordinator, history_csv=history,
+                        progress=lambda done, _, before=before: progress(
+                            "import", before + done, total))
 
     screened = list(Case.objects.filter(trial=trial).order_by("case_id"))
-    rng = random.Random(seed)
-    excluded_ids = {c.pk for c in rng.sample(screened, excluded)} if excluded else set()
-    for case in screened:
+    rng = np.random.default_rng([seed, 11])
+    excluded_ids = ({screened[i].pk for i in rng.choice(len(screened), excluded, replace=False)}
+                    if excluded else set())
+    for n, case in enumerate(screened, 1):
         if case.pk in excluded_ids:
             screen(case, answers={**eligible, "substandard_image": True}, by=coordinator)
-            continue
-        screen(case, answers=eligible, by=coordinator)
-        record_consent(case, by=coordinator)
-        enrol(case, by=coordinator)
+        else:
+            screen(case, answers=eligible, by=coordinator)
+            record_consent(case, by=coordinator)
+            enrol(case, by=coordinator)  # queues its AI draft (made now if tasks run in-process)
+        progress("enrolment and AI drafts", n, len(screened))
     assign_cases(trial, by=coordinator, seed=seed)
     trial.status = Trial.Status.READING
     trial.save(update_fields=["status"])

@@ -10,10 +10,16 @@ and rating times are set afterwards with ``.update()`` (marked SIMULATION below)
 
 The generating model (all draws from one seeded ``numpy.random.Generator``):
 
-* each case draws its true findings (the 14 CheXpert labels, independent, with prevalences
-  ``Effects.prevalence``); >= 3 of them make it a complex case;
-* a reader ticks a true finding with the arm's sensitivity (AI-assisted detects pneumonia
-  more often) and a false one with ``false_positive_rate``;
+* each case's true findings: for a demo case, the truth its history implies
+  (``drafting.backends.demo_case``: the findings its image shows); for any other case, the
+  14 CheXpert labels drawn independently with prevalences ``Effects.prevalence`` and placed
+  at random; >= 3 labels make it a complex case;
+* a reader sees each true finding with the arm's sensitivity for its main label (AI-assisted
+  detects pneumonia more often) and ticks its labels; they over-call a minor finding (one of
+  ``OVERCALLS``) with ``false_positive_rate`` each;
+* reports are written from the pool the demo model's drafts come from (``demo.reports``):
+  the SCP reader writes one, the AI-arm reader edits the draft, so wording never tells the
+  arm;
 * reading time = arm mean + complex-case extra + reader + case + noise (normal, seconds);
 * latent quality of a report = SCP mean + arm effect + case + reader + report noise; a
   rater's Likert (and RADPEER, with its own means) = latent + rater severity + noise,
@@ -35,6 +41,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from drafting.backends import demo_case, subtle, write_report
 from rating import build
 from rating import instruments as inst
 from rating import ratings as rating_service
@@ -42,9 +49,13 @@ from rating.models import Campaign, RaterItem, Rating
 from reader import reading, review
 from reader.models import Reading, ReadingEvent, Review
 from trial import audit
+from trial.dicom.synthetic import LOBES, ImageFinding
 from trial.errors import Invalid
 from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 from trial.models import Arm, Assignment, Case, Membership, Role, Trial
+
+from .cases import labels_of
+from .reports import edit_draft, scp_report
 
 CAMPAIGN_NAME = "Prospective quality and preference"
 
@@ -57,35 +68,10 @@ PREVALENCE: dict[str, float] = {
     "Fracture": 0.04, "Support Devices": 0.08,
 }
 
-# Sentence bank: (findings sentence, impression phrase, words a sentence about it contains).
-BANK: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "Enlarged Cardiomediastinum": ("The cardiomediastinal silhouette is widened.",
-                                   "Widened mediastinum", ("mediastin",)),
-    "Cardiomegaly": ("The heart is enlarged.", "Cardiomegaly", ("heart",)),
-    "Lung Opacity": ("Patchy opacity in the right lower zone.", "Right lower zone opacity",
-                     ("opacit",)),
-    "Lung Lesion": ("A rounded nodule in the left mid zone.", "Left mid-zone nodule",
-                    ("nodul", "mass", "rounded")),
-    "Edema": ("Bilateral interstitial oedema.", "Pulmonary oedema", ("oedema", "edema")),
-    "Consolidation": ("Airspace consolidation in the right lower lobe.",
-                      "Right lower lobe consolidation", ("consolidat",)),
-    "Pneumonia": ("Appearances in keeping with pneumonia.", "Pneumonia", ("pneumonia",)),
-    "Atelectasis": ("Linear atelectasis at the left base.", "Basal atelectasis",
-                    ("atelecta",)),
-    "Pneumothorax": ("A small right apical pneumothorax.", "Right pneumothorax",
-                     ("pneumothora",)),
-    "Pleural Effusion": ("Blunting of the right costophrenic angle: small effusion.",
-                         "Small right pleural effusion", ("effusion",)),
-    "Pleural Other": ("Pleural thickening at the left apex.", "Apical pleural thickening",
-                      ("pleural thicken",)),
-    "Fracture": ("A healing fracture of a right lateral rib.", "Right rib fracture",
-                 ("fracture",)),
-    "Support Devices": ("A central venous line with its tip in the SVC.",
-                        "Central line in satisfactory position", ("line", "tube")),
-}
-NORMAL_FINDINGS = "The lungs are clear. No pleural effusion or pneumothorax."
-NORMAL_IMPRESSION = "No acute cardiopulmonary abnormality."
-SCP_OPENERS = ("Frontal chest radiograph.", "PA chest radiograph reviewed.", "Single view.")
+# The minor findings a reader over-calls (false positives); nobody imagines a line or a
+# fracture.
+OVERCALLS = ("Lung Opacity", "Lung Lesion", "Consolidation", "Atelectasis", "Pleural Effusion",
+             "Cardiomegaly")
 
 
 @dataclass(frozen=True)
@@ -124,10 +110,14 @@ class Effects:
             return self.pneumonia_sensitivity_ai if ai else self.pneumonia_sensitivity_scp
         return self.sensitivity_ai if ai else self.sensitivity_scp
 
+    def over_call_rate(self, finding: str) -> float:
+        return self.false_positive_rate if finding in OVERCALLS else 0.0
+
     def positive_rate(self, arm: str, finding: str) -> float:
-        """Expected share of reports of ``arm`` ticking ``finding``."""
+        """Expected share of reports of ``arm`` ticking ``finding`` (labels drawn at random,
+        as for a case that is not the demo's)."""
         p = self.prevalence.get(finding, 0.0)
-        return p * self.sensitivity(arm, finding) + (1 - p) * self.false_positive_rate
+        return p * self.sensitivity(arm, finding) + (1 - p) * self.over_call_rate(finding)
 
     def rating_sd(self) -> float:
         """SD of one rating's latent value around its arm mean (all random effects)."""
@@ -209,11 +199,24 @@ class SimulationSummary:
         ]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A finding with the labels a reader who sees it ticks."""
+
+    finding: ImageFinding
+    labels: tuple[str, ...]
+
+
 @dataclass
 class _CaseTruth:
-    findings: list[str]
+    seen: list[Seen]  # the true findings
     quality: float  # case effect on quality
     time_s: float  # case effect on reading time
+    demo: bool = False  # from the demo case's history (else drawn at random)
+
+    @property
+    def findings(self) -> list[str]:
+        return sorted({label for s in self.seen for label in s.labels})
 
     @property
     def complex(self) -> bool:
@@ -227,7 +230,7 @@ class _Done:
     reading: Reading
     quality: float
     seconds: float
-    sentences: list[str]
+    seen: list[Seen]
 
 
 Progress = Callable[[str, int, int], None]
@@ -237,38 +240,91 @@ class SimulationError(Invalid):
     """The simulation cannot run on this trial; the message says why."""
 
 
-def _sentences(text: str) -> list[str]:
-    parts = [p.strip() for p in text.replace("\n", " ").split(". ")]
-    return [p if p.endswith((".", ":")) else p + "." for p in parts if p]
+def _random_finding(label: str, rng: np.random.Generator) -> ImageFinding:
+    """A finding to show ``label`` (a case that is not the demo's), placed at random."""
+    side = str(rng.choice(["right", "left"]))
+    zone = str(rng.choice(["upper", "mid", "lower"]))
+    kind = {"Enlarged Cardiomediastinum": "mediastinum", "Cardiomegaly": "cardiomegaly",
+            "Lung Opacity": "opacity", "Lung Lesion": "nodule", "Edema": "edema",
+            "Consolidation": "consolidation", "Pneumonia": "consolidation",
+            "Atelectasis": "atelectasis", "Pneumothorax": "pneumothorax",
+            "Pleural Effusion": "effusion", "Pleural Other": "pleural", "Fracture": "fracture",
+            "Support Devices": "line"}[label]
+    return ImageFinding(kind, side=side if kind not in ("cardiomegaly", "edema", "line",
+                                                        "mediastinum") else "",
+                        lobe=str(rng.choice(LOBES[side])) if kind == "consolidation" else "",
+                        zone=zone, size="small", cm=float(rng.integers(2, 5)) / 2,
+                        rib=int(rng.integers(5, 10)))
 
 
-def _mentions(sentence: str, finding: str) -> bool:
-    lowered = sentence.lower()
-    return any(word in lowered for word in BANK[finding][2])
+def _group(labels: list[str], rng: np.random.Generator) -> list[Seen]:
+    """Findings showing ``labels``: pneumonia and consolidation (and an opacity with them) are
+    one consolidation; every other label its own finding."""
+    out: list[Seen] = []
+    airspace = [x for x in ("Pneumonia", "Consolidation") if x in labels]
+    rest = [x for x in labels if x not in airspace]
+    if airspace:
+        extra = ("Lung Opacity",) if "Lung Opacity" in rest else ()
+        rest = [x for x in rest if x not in extra]
+        out.append(Seen(_random_finding(airspace[0], rng), (*airspace, *extra)))
+    out += [Seen(_random_finding(x, rng), (x,)) for x in rest]
+    return out
 
 
-def _edit_draft(draft_findings: str, labels: list[str]) -> list[str]:
-    """The AI-arm reader's edit: keep draft sentences that agree with what they see, drop the
-    rest, and add a sentence for each finding the draft does not mention."""
-    ticked = [f for f in labels if f != NO_FINDING]
-    kept = []
-    for sentence in _sentences(draft_findings):
-        lowered = sentence.lower()
-        about = [f for f in BANK if _mentions(sentence, f)]
-        negative = lowered.startswith("no ") or any(
-            word in lowered for word in (" not ", "normal", "clear"))
-        agrees = all((f in ticked) != negative for f in about)
-        if agrees and not (negative and not about and ticked):
-            kept.append(sentence)
-    for finding in ticked:
-        if not any(_mentions(s, finding) for s in kept):
-            kept.append(BANK[finding][0])
-    return kept or [NORMAL_FINDINGS]
+def detection(arm: str, seen: Seen, effects: Effects) -> float:
+    """How likely a reader of ``arm`` sees a true finding: from the arm's sensitivity for its
+    main label, with the miss rate times 0.4 for an obvious finding (a mass, a moderate
+    effusion) and times 1.5 for a subtle one (a small effusion, a nodule, a rib fracture);
+    consolidation exactly as the arm's pneumonia sensitivity says (the trial's effect)."""
+    base = effects.sensitivity(arm, seen.labels[0])
+    f = seen.finding
+    factor = 1.0 if f.kind == "consolidation" else 1.5 if subtle(f) else 0.4
+    return min(1.0, max(0.0, 1 - (1 - base) * factor))
 
 
-def _impression(labels: list[str]) -> str:
-    ticked = [BANK[f][1] for f in labels if f != NO_FINDING]
-    return "; ".join(ticked) + "." if ticked else NORMAL_IMPRESSION
+LABELS_DRAWN = tuple(f for f in FINDINGS if f != NO_FINDING)  # one uniform draw each
+
+
+def see(truth: list[Seen], arm: str, effects: Effects, rng: np.random.Generator,
+        draws: np.ndarray | None = None) -> list[Seen]:
+    """What a reader of ``arm`` sees of ``truth``: each finding with ``detection``, and
+    over-calls of minor findings the case does not have. ``draws``: one uniform per label
+    (``LABELS_DRAWN``; drawn from ``rng`` if not given) decides; ``rng`` places over-calls."""
+    u = dict(zip(LABELS_DRAWN, rng.random(len(LABELS_DRAWN)) if draws is None else draws,
+                 strict=True))
+    seen = [s for s in truth if u[s.labels[0]] < detection(arm, s, effects)]
+    present = {label for s in truth for label in s.labels}
+    over = [x for x in OVERCALLS if x not in present and u[x] < effects.over_call_rate(x)]
+    return seen + _group(over, rng)
+
+
+def expected_rates(truth: list[Seen], effects: Effects) -> dict[str, dict[str, float]]:
+    """Per label and arm, the chance a reader ticks it, given the case's ``truth``."""
+    present = {label for s in truth for label in s.labels}
+    out: dict[str, dict[str, float]] = {}
+    for label in FINDINGS:
+        if label == NO_FINDING:
+            continue
+        out[label] = {}
+        for arm in (Arm.AI_ASSISTED, Arm.SCP):
+            hits = [s for s in truth if label in s.labels]
+            out[label][arm] = (max(detection(arm, s, effects) for s in hits) if hits
+                               else 0.0 if label in present else effects.over_call_rate(label))
+    return out
+
+
+def truth_of(history: str, rng: np.random.Generator, effects: Effects,
+             draws: np.ndarray | None = None) -> tuple[list[Seen], bool]:
+    """A case's true findings: its demo truth (from its history) if it is a demo case, else
+    labels present with ``effects.prevalence`` (``draws``: one uniform per label, from
+    ``rng`` if not given) placed at random by ``rng``; and whether it was a demo case."""
+    demo = demo_case(history)
+    if demo is not None:
+        return [Seen(f, labels_of(f.kind, cavity=f.cavity)) for f in demo.findings], True
+    u = rng.random(len(LABELS_DRAWN)) if draws is None else draws
+    present = [f for f, x in zip(LABELS_DRAWN, u, strict=True)
+               if x < effects.prevalence.get(f, 0.0)]
+    return _group(present, rng), False
 
 
 def _score(latent: float) -> str:
@@ -286,7 +342,12 @@ class _Simulation:
                  by: Any, sign_fraction: float, progress: Progress | None) -> None:
         self.trial, self.effects, self.by = trial, effects, by
         self.sign_fraction = sign_fraction
+        # Two streams: the generating model's draws (which findings, quality, times, ratings)
+        # in the order they have always been made, so a seed gives the ratings and times it
+        # always gave; and the wording (where a finding is, how a report says it) apart, so
+        # rewording a report never changes the numbers.
         self.rng = np.random.default_rng(seed)
+        self.text = np.random.default_rng([seed, 2])
         self.progress = progress or (lambda stage, done, total: None)
         self.summary = SimulationSummary(trial=trial.slug, seed=seed, fraction=fraction,
                                          effects=effects)
@@ -294,6 +355,8 @@ class _Simulation:
         self.reader_t: dict[int, float] = {}
         self.rater_sev: dict[int, float] = {}
         self.done: dict[int, dict[str, _Done]] = {}
+        self.expected: dict[str, dict[str, float]] = defaultdict(
+            lambda: {Arm.AI_ASSISTED: 0.0, Arm.SCP: 0.0})
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -340,34 +403,40 @@ class _Simulation:
             out.append((ai.case, assignments))
         return out
 
-    def _draw_case(self) -> _CaseTruth:
+    def _draw_case(self, case: Case) -> _CaseTruth:
+        """The case's truth: its demo truth (from its history), else drawn at random."""
         e = self.effects
-        present = [f for f in FINDINGS if f != NO_FINDING
-                   and self.rng.random() < e.prevalence.get(f, 0.0)]
-        return _CaseTruth(findings=present, quality=float(self.rng.normal(0, e.case_sd)),
-                          time_s=float(self.rng.normal(0, e.time_case_sd_s)))
+        draws = self.rng.random(len(LABELS_DRAWN))
+        seen, demo = truth_of(case.history, self.text, e, draws)
+        return _CaseTruth(seen=seen, quality=float(self.rng.normal(0, e.case_sd)),
+                          time_s=float(self.rng.normal(0, e.time_case_sd_s)), demo=demo)
 
     # --- readings --------------------------------------------------------------------------
 
-    def _labels(self, truth: _CaseTruth, arm: str) -> list[str]:
-        e = self.effects
-        ticked = [f for f in FINDINGS if f != NO_FINDING and self.rng.random() < (
-            e.sensitivity(arm, f) if f in truth.findings else e.false_positive_rate)]
-        return ticked or [NO_FINDING]
+    def _see(self, truth: _CaseTruth, arm: str) -> list[Seen]:
+        return see(truth.seen, arm, self.effects, self.text, self.rng.random(len(LABELS_DRAWN)))
+
+    def _expect(self, truth: _CaseTruth) -> None:
+        """Add the case's expected positive rates (given its truth) to the summary's."""
+        for label, rates in expected_rates(truth.seen, self.effects).items():
+            for arm, rate in rates.items():
+                self.expected[label][arm] += rate
 
     def _read(self, assignment: Assignment, truth: _CaseTruth) -> _Done:
         e, arm = self.effects, assignment.arm
         user = assignment.reader.user
-        labels = self._labels(truth, arm)
+        seen = self._see(truth, arm)
+        labels = sorted({label for s in seen for label in s.labels}) or [NO_FINDING]
         opened = reading.open_reading(assignment, user=user)
         opened = reading.record_event(opened, ReadingEvent.Kind.IMAGE_DISPLAYED)
         if arm == Arm.AI_ASSISTED and opened.started_from == Reading.Start.DRAFT:
-            sentences = _edit_draft(opened.findings, labels)
+            findings, impression = edit_draft(opened.findings, opened.impression,
+                                              [s.finding for s in seen], self.text)
         else:
-            opener = SCP_OPENERS[int(self.rng.integers(len(SCP_OPENERS)))]
-            ticked = [BANK[f][0] for f in labels if f != NO_FINDING]
-            sentences = [opener, *(ticked or [NORMAL_FINDINGS])]
-        findings, impression = " ".join(sentences), _impression(labels)
+            # The one draw where an SCP report's fixed opening used to be chosen: kept, so the
+            # generating model's stream (and a seed's numbers) is what it was.
+            self.rng.integers(3)
+            findings, impression = scp_report([s.finding for s in seen], self.text)
         saved = reading.autosave(opened, findings=findings, impression="",
                                  version=opened.version, labels=labels)
         submitted = reading.submit(saved, findings=findings, impression=impression,
@@ -380,7 +449,7 @@ class _Simulation:
                    + self.reader_t.get(assignment.reader_id, 0.0)
                    + float(self.rng.normal(0, e.time_noise_sd_s)))
         return _Done(reading=submitted, quality=quality, seconds=max(e.time_min_s, seconds),
-                     sentences=sentences)
+                     seen=seen)
 
     def _set_reading_times(self) -> None:
         """SIMULATION: the services stamped the server's clock; replace it with the model's.
@@ -410,6 +479,7 @@ class _Simulation:
                 r.reading_time_s = done.seconds
                 r.active_time_s = round(done.seconds * float(share), 3)
                 r.gap_s = 0.0
+                r.flags = reading.reading_flags(r)  # from the simulated time, not the stamp
                 updates.append(r)
                 stamps[r.pk] = {
                     ReadingEvent.Kind.OPENED: r.opened_at,
@@ -421,7 +491,7 @@ class _Simulation:
                 clock = r.submitted_at + timedelta(seconds=float(pause))
         Reading.objects.bulk_update(updates, ["opened_at", "first_image_at", "submitted_at",
                                               "last_event_at", "reading_time_s",
-                                              "active_time_s", "gap_s"])
+                                              "active_time_s", "gap_s", "flags"])
         events = list(ReadingEvent.objects.filter(reading__in=list(stamps)))
         for event in events:
             event.at = stamps[event.reading_id].get(event.kind, event.at)
@@ -440,13 +510,13 @@ class _Simulation:
             return False
         done = self.done[case.pk]
         opened = review.open_review(case, senior=senior)
-        ai, scp = done[Arm.AI_ASSISTED], done[Arm.SCP]
-        merged = list(dict.fromkeys(ai.sentences + [s for s in scp.sentences
-                                                    if s not in SCP_OPENERS]))
-        better = ai if ai.quality >= scp.quality else scp
-        signed = review.sign(opened, findings=" ".join(merged),
-                             impression=better.reading.impression, version=opened.version,
-                             by=senior.user, simulated=True)  # SIMULATION: nobody signs
+        # The senior reports what either reader saw (once), from the same pool of phrasings.
+        union = {(s.finding.kind, s.finding.side): s.finding
+                 for s in done[Arm.AI_ASSISTED].seen + done[Arm.SCP].seen}
+        findings, impression = write_report(list(union.values()), self.text)
+        signed = review.sign(opened, findings=findings, impression=impression,
+                             version=opened.version, by=senior.user,
+                             simulated=True)  # SIMULATION: nobody signs
         # SIMULATION: the senior's time comes from the model, ending when it was signed.
         seconds = float(self.effects.review_seconds_median * math.exp(self.rng.normal(0, 0.4)))
         Review.objects.filter(pk=signed.pk).update(
@@ -544,7 +614,8 @@ class _Simulation:
                             .select_related("user").order_by("pk"))
         cases = self._cases()
         for n, (case, assignments) in enumerate(cases, 1):
-            truth = self._draw_case()
+            truth = self._draw_case(case)
+            self._expect(truth)
             self.done[case.pk] = {arm: self._read(assignments[arm], truth)
                                   for arm in (Arm.AI_ASSISTED, Arm.SCP)}
             self.summary.complex_cases += truth.complex
@@ -592,8 +663,12 @@ class _Simulation:
         spread = math.sqrt(2 * e.reader_sd**2 + 2 * e.report_sd**2 + e.preference_noise_sd**2)
         s.expected_preference_ai = 0.5 * (1 + math.erf(
             e.likert_ai_minus_scp / (spread * math.sqrt(2))))
+        # Given the truths simulated (a demo case's or a random draw's): what share of each
+        # arm's reports should tick each finding.
+        n = max(len(self.done), 1)
         s.expected_positive_rate = {
-            f: {arm: round(e.positive_rate(arm, f), 4) for arm in (Arm.AI_ASSISTED, Arm.SCP)}
+            f: {arm: round(self.expected[f][arm] / n, 4) if self.done
+                else round(e.positive_rate(arm, f), 4) for arm in (Arm.AI_ASSISTED, Arm.SCP)}
             for f in FINDINGS if f != NO_FINDING}
 
 

@@ -15,8 +15,9 @@ from trial.models import Case, Trial
 
 from .models import PROMPT_FIELDS, Draft, ModelEndpoint, fill_template
 
-DEMO_NOTE = ("demo: an offline stand-in, NOT a model. Its drafts are canned text chosen from "
-             "the history's words, and are labelled demo wherever they are shown or exported.")
+DEMO_NOTE = ("demo: an offline stand-in, NOT a model. Its drafts follow the demo case's "
+             "synthetic truth (canned text for any other image), and are labelled demo wherever "
+             "they are shown or exported.")
 
 
 def active_endpoint(trial: Trial) -> ModelEndpoint | None:

@@ -2,6 +2,7 @@
 and ``seed_demo``'s simulation of part of the trial."""
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 
+from demo.console import quiet_task_logs
 from demo.simulate import CAMPAIGN_NAME
 from rating.models import Campaign, Rating
 from reader.models import Reading, Review
@@ -35,6 +37,11 @@ def test_demo_runs_on_sqlite_and_serves_the_login_page(tmp_path: Path) -> None:
     )
     assert "coordinator" in seeded.stdout and "cxr-demo" in seeded.stdout
     assert (tmp_path / "db.sqlite3").exists()
+    # The console shows progress bars and a summary, not a log line per AI draft made
+    # in-process ("Task drafting... succeeded in 0.08s").
+    assert "succeeded" not in seeded.stderr and "Task " not in seeded.stderr
+    assert "No hostname was supplied" not in seeded.stderr
+    assert "[" + "#" * 30 + "] 6/6 images" in seeded.stderr.replace("\r", "\n")
 
     port = free_port()
     server = subprocess.Popen(
@@ -83,3 +90,17 @@ def test_seed_demo_simulates_part_of_the_trial_unless_told_not_to(options: list[
         assert (signed, ratings) == (0, 0)
         assert not Campaign.objects.filter(trial__slug="demo").exists()
         assert "Simulating" not in out.getvalue()
+
+
+def test_quiet_task_logs_hide_each_task_but_not_an_error(caplog) -> None:
+    trace = logging.getLogger("celery.app.trace")
+    before = trace.level
+    with caplog.at_level(logging.INFO, logger="celery.app.trace"):
+        with quiet_task_logs():
+            trace.info("Task drafting.generate_draft[1] succeeded in 0.1s")
+            trace.error("Task drafting.generate_draft[2] raised unexpected: ValueError()")
+        trace.info("after the command: as configured again")
+    messages = [r.getMessage() for r in caplog.records if r.name == "celery.app.trace"]
+    assert messages == ["Task drafting.generate_draft[2] raised unexpected: ValueError()",
+                        "after the command: as configured again"]
+    assert trace.level == before

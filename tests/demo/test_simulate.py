@@ -158,3 +158,17 @@ def test_command_prints_the_summary_and_refuses_to_redo_cases(demo, capsys) -> N
     call_command("simulate_trial", "--trial", DEMO_SLUG, "--seed", "1")
     out = capsys.readouterr().out
     assert "already read" in out and "Nothing to simulate" in out
+
+
+def test_simulated_readings_are_flagged_from_their_simulated_time(demo) -> None:
+    """The services stamp a near-zero reading time that the simulation replaces: the
+    short-reading flag must follow the simulated time, not the stamp."""
+    from reader.reading import reading_flags
+
+    trial = demo(4)
+    simulate_trial(trial, seed=3)
+    submitted = Reading.objects.filter(assignment__case__trial=trial, status="submitted")
+    assert submitted.exists()
+    for r in submitted:
+        assert r.flags == reading_flags(r), (r.pk, r.reading_time_s, r.flags)
+    assert not any("short_reading" in r.flags for r in submitted if r.reading_time_s >= 10)

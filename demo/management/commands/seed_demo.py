@@ -4,10 +4,12 @@ readings, reviews and ratings (``--no-simulate`` to skip), and print the logins.
 from __future__ import annotations
 
 import argparse
+import os
 
 from django.core.management.base import CommandError, CommandParser
 
 from demo.build import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_logins
+from demo.console import bars, quiet_task_logs
 from trial.management.base import ServiceCommand
 
 
@@ -37,6 +39,11 @@ class Command(ServiceCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        # Progress bars and a summary: no log line per AI draft made in-process.
+        with quiet_task_logs():
+            self._handle(options)
+
+    def _handle(self, options: dict) -> None:
         if demo_exists():
             if not options["if_missing"]:
                 raise CommandError(
@@ -48,9 +55,12 @@ class Command(ServiceCommand):
             if options["cases"] < 1:
                 raise CommandError("--cases must be at least 1.")
             self.stdout.write("Building the demo trial (synthetic images)...")
-            build_demo(
-                cases=options["cases"], excluded=options["excluded"], seed=options["seed"]
-            )
+            progress, done = bars(self.stderr)
+            try:
+                build_demo(cases=options["cases"], excluded=options["excluded"],
+                           seed=options["seed"], progress=progress)
+            finally:
+                done()
             self.stdout.write(self.style.SUCCESS("Demo trial created."))
             if options["simulate"]:
                 self._simulate(options["seed"], options["simulate_fraction"])
@@ -62,8 +72,12 @@ class Command(ServiceCommand):
         from trial.models import Trial
 
         self.stdout.write("Simulating readings, reviews and ratings (synthetic)...")
-        summary = simulate_trial(Trial.objects.get(slug=DEMO_SLUG), seed=seed,
-                                 fraction=fraction, sign_fraction=0.9)
+        progress, done = bars(self.stderr)
+        try:
+            summary = simulate_trial(Trial.objects.get(slug=DEMO_SLUG), seed=seed,
+                                     fraction=fraction, sign_fraction=0.9, progress=progress)
+        finally:
+            done()
         for line in summary.lines():
             self.stdout.write(f"  {line}")
 
@@ -74,4 +88,5 @@ class Command(ServiceCommand):
         for login in demo_logins():
             self.stdout.write(f"  {login.username:<14} {login.role:<20} {login.site}")
         self.stdout.write("")
-        self.stdout.write("Coordinator: http://127.0.0.1:8000/admin/   Everyone: http://127.0.0.1:8000/")
+        site = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"  # as scripts/demo.sh serves
+        self.stdout.write(f"Coordinator: {site}/admin/   Everyone: {site}/")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError, CommandParser
 
+from demo.console import bars, quiet_task_logs
 from demo.simulate import simulate_trial
 from trial.management.base import ServiceCommand
-from trial.management.progress import draw
 from trial.models import Trial
 
 
@@ -30,18 +30,15 @@ class Command(ServiceCommand):
         trial = Trial.objects.filter(slug=options["trial"]).first()
         if trial is None:
             raise CommandError(f"No trial with slug {options['trial']!r}.")
-        stage_seen: set[str] = set()
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in stage_seen and stage_seen:
-                self.stderr.write("")
-            stage_seen.add(stage)
-            draw(self.stderr, done, total, stage)
-
-        summary = simulate_trial(trial, seed=options["seed"], fraction=options["fraction"],
-                                 sign_fraction=options["sign_fraction"], progress=progress)
-        if stage_seen:
-            self.stderr.write("")
+        progress, done = bars(self.stderr)
+        try:
+            with quiet_task_logs():  # no log line per task run in-process
+                summary = simulate_trial(trial, seed=options["seed"],
+                                         fraction=options["fraction"],
+                                         sign_fraction=options["sign_fraction"],
+                                         progress=progress)
+        finally:
+            done()
         if not summary.cases_simulated:
             why = (f"all {summary.cases_already_read} selected cases were already read"
                    if summary.cases_already_read else "no selected case could be read")
