@@ -22,10 +22,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.jsonsafe import clean as _clean
 from analysis.stats import StatsError, binomial_test, proportion_ci
 from rating import instruments as inst
 
@@ -77,27 +77,11 @@ NOTES = [
 
 
 # --------------------------------------------------------------------------------------------
-# JSON helpers (kept here rather than imported from analysis.summary, so the summary may use
-# this module without an import cycle)
+# JSON helpers (``clean`` is shared with analysis.summary through analysis.jsonsafe)
 # --------------------------------------------------------------------------------------------
 
 def _unavailable(reason: str, **extra: Any) -> dict[str, Any]:
     return {"available": False, "reason": reason, **extra}
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None, tuples lists, NumPy scalars Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def _missing(value: Any) -> bool:

@@ -19,14 +19,13 @@ Conventions (written into ``notes`` as well):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analysis import blinding, stats
+from analysis.jsonsafe import clean
 from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 
 AI, SCP = "ai_assisted", "scp"
@@ -70,21 +69,6 @@ def _attempt(compute: Callable[[], Any]) -> dict[str, Any]:
     except stats.StatsError as exc:
         return unavailable(str(exc))
     return {"available": True, **result.as_dict()}
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None, tuples lists, NumPy scalars Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
 
 
 def _numeric(series: pd.Series) -> pd.Series:

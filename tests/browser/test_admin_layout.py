@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import factories
+from tests.browser.test_csp import _admin_sign_in
 from tests.support.browser_world import expect
 from tests.trial.test_randomization_extend import Setup
 from trial import randomization as rz
 from trial.models import AllocationSlot, RandomizationExtension
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _admin_sign_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/")
-    page.locator("#id_username").fill(user.username)
-    page.locator("#id_password").fill(factories.PASSWORD)
-    with page.expect_navigation():
-        page.locator("#id_password").press("Enter")
-    assert page.url == f"{live_server.url}/admin/", page.url
 
 
 def _overlap(a: dict, b: dict) -> bool:
