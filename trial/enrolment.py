@@ -160,10 +160,25 @@ def enrol(case: Case, *, by) -> Case:
         locked.save(update_fields=["status", "enrolled_at"])
         _record("case.enrolled", locked, by, {"status": Case.Status.SCREENED},
                 {"status": locked.status, "enrolled_at": locked.enrolled_at.isoformat()})
+        if locked.trial.assign_on_enrolment:
+            transaction.on_commit(lambda: _assign_now(locked, by), robust=True)
         transaction.on_commit(
             lambda: case_enrolled.send(sender=Case, case=locked, by=by), robust=True
         )
     return _sync(case, locked, "status", "enrolled_at")
+
+
+def _assign_now(case: Case, by) -> None:
+    """The trial's "assign each case on enrolment", once the enrolment is committed (in its own
+    transaction, which takes the trial's lock first as Assign cases does: no lock-order
+    deadlock with it). When it cannot (no reader allocated in an arm yet), the enrolment stands
+    and the case waits for Assign cases, with the reason on the record."""
+    from trial.assignment import AssignmentError, assign_case  # assignment imports enrolment
+
+    try:
+        assign_case(case, by=by)
+    except AssignmentError as exc:
+        _record("case.assignment_deferred", case, by, {}, {"reason": str(exc)})
 
 
 def exclude(case: Case, *, reason: str, by) -> Case:

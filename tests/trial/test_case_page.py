@@ -466,3 +466,30 @@ def test_generate_list_asks_for_a_confirmation_with_a_summary(world: World) -> N
     assert RandomizationList.objects.filter(trial=world.other).exists()
     again = client.post(url, follow=True)  # refused at once: nothing to confirm
     assert messages_of(again)[0][0] == "error" and "already has" in messages_of(again)[0][1]
+
+
+def test_a_trial_can_assign_each_case_on_enrolment(db, tmp_path,
+                                                    django_capture_on_commit_callbacks) -> None:
+    """The trial setting: enrolment alone gives the case a reader of each arm (after the
+    enrolment commits); without an allocated reader the enrolment stands and says why."""
+    flow = build_flow(tmp_path, cases=2)
+    Trial.objects.filter(pk=flow.trial.pk).update(assign_on_enrolment=True)
+    client = flow.client()
+    first = flow.cases[0]
+    client.post(step_url("screen", first), {**ELIGIBLE, "confirm": "on"})
+    client.post(step_url("consent", first), {"confirm": "on"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(step_url("enrol", first), {"confirm": "on"})
+    assert sorted(first.assignments.values_list("arm", flat=True)) == sorted(Arm.values)
+
+    (tmp_path / "none").mkdir()
+    unallocated = build_flow(tmp_path / "none", allocate=False)
+    Trial.objects.filter(pk=unallocated.trial.pk).update(assign_on_enrolment=True)
+    client, case = unallocated.client(), unallocated.case
+    client.post(step_url("screen", case), {**ELIGIBLE, "confirm": "on"})
+    client.post(step_url("consent", case), {"confirm": "on"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(step_url("enrol", case), {"confirm": "on"})
+    case.refresh_from_db()
+    assert case.status == Case.Status.ENROLLED and not case.assignments.exists()
+    assert "case.assignment_deferred" in actions(case)

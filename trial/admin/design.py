@@ -117,7 +117,7 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
             "ai_assisted_label", "scp_label", *DESIGN_FIELDS, "randomization_summary",
             "allocation_table",
         )}),
-        ("Reading", {"fields": ("same_site_assignment", "report_template",
+        ("Reading", {"fields": ("same_site_assignment", "assign_on_enrolment", "report_template",
                                 "allowed_modalities", "offer_without_draft",
                                 "findings_checklist")}),
         ("Sign-in", {"fields": ("require_two_factor",)}),

@@ -38,7 +38,8 @@ class TrialSerializer(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = ("slug", "name", "registry_id", "status", *DESIGN_FIELDS,
-                  "offer_without_draft", "findings_checklist", "created_at", "my_roles",
+                  "offer_without_draft", "findings_checklist", "assign_on_enrolment",
+                  "created_at", "my_roles",
                   "password")
         read_only_fields = ("created_at",)
 

@@ -93,6 +93,10 @@ class Trial(models.Model):
     findings_checklist = models.BooleanField(
         default=False, help_text="Readers tick the 14 CheXpert findings with each report."
     )
+    assign_on_enrolment = models.BooleanField(
+        "assign each case on enrolment", default=False,
+        help_text="Give each case to one reader of each arm as soon as it is enrolled (the "
+                  "balancing of Assign cases); otherwise cases wait for Assign cases.")
     require_two_factor = models.BooleanField(
         "require two-factor sign-in for everyone",
         default=False,
