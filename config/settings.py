@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "reader",
     "rating",
     "notify",
+    "metrics",
     "analysis",
     "monitor",
     "demo",
@@ -241,6 +242,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notify.tasks.send_notifications",
         "schedule": float(os.environ.get("NOTIFY_SECONDS", "3600")),
         "options": {"expires": 3000},
+    },
+    "sweep-chat-jobs": {  # the LLM labeller's and judge's rows never sent or lost
+        "task": "metrics.tasks.sweep_chat_jobs",
+        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
     },
     "sweep-drafts": {
         "task": "trial.tasks.sweep_drafts",

@@ -74,8 +74,8 @@ def _client(base_url: str, timeout: float) -> httpx.Client:
         return client
 
 
-def api_key(endpoint: ModelEndpoint) -> str | None:
-    """The key from the environment variable the endpoint names (None when it names none)."""
+def api_key(endpoint: Any) -> str | None:
+    """The key from the environment variable the endpoint (or tool) names (None when none)."""
     if not endpoint.api_key_env:
         return None
     key = os.environ.get(endpoint.api_key_env)
@@ -105,22 +105,35 @@ def chat_request(endpoint: ModelEndpoint, *, prompt: str, png: bytes) -> dict:
 
 
 def openai_reply(endpoint: ModelEndpoint, *, prompt: str, png: bytes) -> ModelReply:
+    return post_chat(endpoint, chat_request(endpoint, prompt=prompt, png=png))
+
+
+def text_request(tool: Any, messages: list[dict]) -> dict:
+    """A text-only chat-completions body for a tool (a labeller, a judge): its model, its
+    token limit and temperature."""
+    return {"model": tool.model_name, "messages": messages, "max_tokens": tool.max_tokens,
+            "temperature": tool.temperature}
+
+
+def post_chat(tool: Any, body: dict) -> ModelReply:
+    """POST ``body`` to the tool's ``chat/completions`` and read the reply; errors sorted for
+    the retry policy. ``tool`` is a model endpoint or anything with its connection fields
+    (``base_url``, ``api_key_env``, ``timeout_s``)."""
     headers = {}
-    key = api_key(endpoint)
+    key = api_key(tool)
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    body = chat_request(endpoint, prompt=prompt, png=png)
-    client = _client(endpoint.base_url, endpoint.timeout_s)
+    client = _client(tool.base_url, tool.timeout_s)
     started = time.perf_counter()
     try:
         response = client.post("chat/completions", json=body, headers=headers)
     except httpx.TimeoutException as exc:
         raise RetryableModelError(
-            f"No reply within {endpoint.timeout_s:g} s ({exc.__class__.__name__})."
+            f"No reply within {tool.timeout_s:g} s ({exc.__class__.__name__})."
         ) from exc
     except httpx.TransportError as exc:
         raise RetryableModelError(
-            f"Cannot reach {endpoint.base_url}: {exc.__class__.__name__}: {exc}"
+            f"Cannot reach {tool.base_url}: {exc.__class__.__name__}: {exc}"
         ) from exc
     latency_ms = round((time.perf_counter() - started) * 1000)
     _raise_for_status(response)

@@ -40,10 +40,10 @@ def _redis(url: str):
 
 
 _local_lock = threading.Lock()
-_local: dict[tuple[int, int], threading.BoundedSemaphore] = {}
+_local: dict[tuple[int | str, int], threading.BoundedSemaphore] = {}
 
 
-def _local_semaphore(endpoint_pk: int, limit: int) -> threading.BoundedSemaphore:
+def _local_semaphore(endpoint_pk: int | str, limit: int) -> threading.BoundedSemaphore:
     """One semaphore per endpoint and limit: a changed concurrency applies without a restart."""
     with _local_lock:
         semaphore = _local.get((endpoint_pk, limit))
@@ -52,12 +52,14 @@ def _local_semaphore(endpoint_pk: int, limit: int) -> threading.BoundedSemaphore
         return semaphore
 
 
-def slot_key(endpoint_pk: int) -> str:
+def slot_key(endpoint_pk: int | str) -> str:
+    """An endpoint's slots by its pk; another tool's by its own name (``labeller-3``)."""
     return f"cxr:model-slots:{endpoint_pk}"
 
 
 @contextlib.contextmanager
-def model_slot(endpoint_pk: int, *, limit: int, hold_s: float, wait_s: float) -> Iterator[None]:
+def model_slot(endpoint_pk: int | str, *, limit: int, hold_s: float,
+               wait_s: float) -> Iterator[None]:
     """Hold one of ``limit`` slots of the endpoint for at most ``hold_s`` seconds.
 
     Raises NoSlot when none frees up within ``wait_s``.

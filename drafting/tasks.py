@@ -69,7 +69,7 @@ def send_timeout() -> float:
     return float(getattr(settings, "DRAFT_SEND_TIMEOUT_S", 1.0))
 
 
-def _producers() -> kombu.pools.ProducerPool:
+def producers() -> kombu.pools.ProducerPool:
     """Producers on connections that fail at once when the broker is down.
 
     Celery's own pool retries the connection for about 6 s (kombu's ``default_channel``
@@ -89,7 +89,7 @@ def send(draft: Draft) -> bool:
         if in_process():
             generate_draft.apply_async((draft.case_id,))
         else:
-            with _producers().acquire(block=True, timeout=send_timeout()) as producer:
+            with producers().acquire(block=True, timeout=send_timeout()) as producer:
                 generate_draft.apply_async((draft.case_id,), retry=False, producer=producer)
     except Exception:  # broker down or unreachable: the sweep sends it later
         logger.warning("Could not queue the draft of case %s; the sweep will retry",

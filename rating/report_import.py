@@ -40,7 +40,7 @@ class ReportImportError(Invalid):
                          + (f"; and {more} more" if more > 0 else ""), problems=problems)
 
 
-def _text(data: bytes | str) -> str:
+def csv_text(data: bytes | str) -> str:
     if isinstance(data, str):
         return data
     if len(data) > MAX_BYTES:
@@ -59,7 +59,7 @@ def import_reports(campaign: Campaign, data: bytes | str, *, by: Any = None) -> 
     if campaign.kind != Campaign.Kind.RETROSPECTIVE:
         raise ReportImportError(["reports are imported into retrospective campaigns only"])
     # strict: an unclosed quote is an error, not the rest of the file swallowed into one field
-    reader = csv.DictReader(io.StringIO(_text(data), newline=""), strict=True)
+    reader = csv.DictReader(io.StringIO(csv_text(data), newline=""), strict=True)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:

@@ -1,0 +1,1 @@
+"""Automated report-generation metrics: finding-label F1, kappa, AUC, BLEU, ROUGE-L, with CIs."""

@@ -1,0 +1,95 @@
+"""A metrics run as tidy tables: what ``report_metrics --out`` writes and the analysis exports.
+
+One table per kind of result, one row per observation, plain column names: the Supplementary
+Table 3 layout (one row per comparison and source), per-finding scores, paired comparisons,
+kappa, ROC points, the labeller validation, and the per-report values with their labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from trial.findings import FINDINGS
+
+MAIN = ("f1_14_micro", "f1_14_macro", "f1_5_micro", "f1_5_macro", "radgraph", "bleu1",
+        "bleu4", "rouge_l")
+
+
+def summary_table(results: dict[str, Any]) -> pd.DataFrame:
+    """One row per comparison and source: each metric with its CI (Supplementary Table 3)."""
+    rows = []
+    for comparison in results["comparisons"]:
+        for source in comparison["sources"]:
+            row = {"comparison": comparison["key"], "comparison_title": comparison["title"],
+                   "study": comparison["study"], "reference": comparison["reference"],
+                   "source": source["source"], "source_name": source["name"],
+                   "n_cases": source["n"]}
+            metrics = {**source["metrics"],
+                       **{key: value for key, value in results["model_metrics"].items()}}
+            for key, value in metrics.items():
+                row[key] = value.get("value")
+                row[f"{key}_ci_low"] = value.get("ci_low")
+                row[f"{key}_ci_high"] = value.get("ci_high")
+                if value.get("value") is None:
+                    row[f"{key}_note"] = value.get("reason")
+            row["f1_5_findings"] = "; ".join(comparison["top5"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_finding_table(results: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{"comparison": comparison["key"], "source": source["source"],
+                          "n_cases": source["n"], **finding}
+                         for comparison in results["comparisons"]
+                         for source in comparison["sources"]
+                         for finding in source["per_finding"]])
+
+
+def paired_table(results: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{"comparison": comparison["key"], **row}
+                         for comparison in results["comparisons"]
+                         for row in comparison["paired"]])
+
+
+def kappa_table(results: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(results["kappa"])
+
+
+def roc_tables(results: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(AUC per source and finding, ROC curve points)."""
+    auc = pd.DataFrame([{k: v for k, v in row.items() if k not in ("fpr", "tpr")}
+                        for row in results["roc"]])
+    points = pd.DataFrame([{"source": row["source"], "finding": row["finding"],
+                            "point": i, "fpr": fpr, "tpr": tpr}
+                           for row in results["roc"]
+                           for i, (fpr, tpr) in enumerate(zip(row.get("fpr", []),
+                                                              row.get("tpr", []), strict=True))])
+    return auc, points
+
+
+def validation_table(results: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(results["labeller_validation"])
+
+
+def reports_table(results: dict[str, Any]) -> pd.DataFrame:
+    """One row per report: its text metrics and the labeller's labels, one column per finding
+    for the report and its reference (``ref_`` prefix)."""
+    frame = pd.DataFrame(results["reports"], columns=results["report_columns"])
+    for prefix, column in (("", "labels"), ("ref_", "reference_labels")):
+        bits = frame[column].fillna("")
+        for i, finding in enumerate(FINDINGS):
+            name = prefix + finding.lower().replace(" ", "_")
+            frame[name] = bits.map(lambda b, i=i: int(b[i]) if len(b) == len(FINDINGS)
+                                   else pd.NA).astype("Int64")
+    return frame.drop(columns=["labels", "reference_labels"])
+
+
+def tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Every table by its file stem."""
+    auc, points = roc_tables(results)
+    return {"report_metrics": summary_table(results), "finding_metrics": per_finding_table(
+        results), "paired_comparisons": paired_table(results), "kappa": kappa_table(results),
+        "auc": auc, "roc_points": points, "labeller_validation": validation_table(results),
+        "report_level_metrics": reports_table(results)}
