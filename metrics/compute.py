@@ -46,8 +46,9 @@ RESAMPLES = 1000
 PERMUTATIONS = 1000
 K = len(FINDINGS)
 # Columns of the per-case statistics every source-level metric is a function of.
-BLEU, ROUGE, BLEU1_SENT, BLEU4_SENT, COUNTS = slice(0, 10), 10, 11, 12, 13
-MAIN = ("f1_14_micro", "f1_14_macro", "f1_5_micro", "f1_5_macro", "bleu1", "bleu4", "rouge_l")
+BLEU, ROUGE, BLEU1_SENT, BLEU4_SENT, BERTSCORE, COUNTS = slice(0, 10), 10, 11, 12, 13, 14
+MAIN = ("f1_14_micro", "f1_14_macro", "f1_5_micro", "f1_5_macro", "bleu1", "bleu4", "rouge_l",
+        "bertscore")
 TEXT_ONLY = ("bleu1", "bleu4", "bleu1_mean", "bleu4_mean", "rouge_l")
 LABELS = ("f1_14_micro", "f1_14_macro", "f1_5_micro", "f1_5_macro")
 NAMES = {"f1_14_micro": "F1-14 micro", "f1_14_macro": "F1-14 macro", "f1_5_micro": "F1-5 micro",
@@ -114,6 +115,7 @@ def _metric_fns(top5: list[int], n: int) -> dict[str, Callable[[np.ndarray], np.
         "bleu1_mean": lambda s: s[..., BLEU1_SENT] / n,
         "bleu4_mean": lambda s: s[..., BLEU4_SENT] / n,
         "rouge_l": lambda s: s[..., ROUGE] / n,
+        "bertscore": lambda s: s[..., BERTSCORE] / n,
     }
 
 
@@ -130,14 +132,16 @@ class Labels:
 
 
 def _stats(hyps: list[str], refs: list[str], labels: Labels | None) -> tuple[np.ndarray, dict]:
-    """Per-case statistics (n, 13 + 4K) and the per-report values for exports."""
+    """Per-case statistics (n, 14 + 4K) and the per-report values for exports."""
     found = text.text_stats(hyps, refs)
     n = len(hyps)
     x = np.zeros((n, COUNTS + 4 * K))
     x[:, BLEU], x[:, ROUGE] = found["bleu_stats"], found["rouge_l"]
     x[:, BLEU1_SENT], x[:, BLEU4_SENT] = found["bleu1"], found["bleu4"]
     per_report = {"bleu1": found["bleu1"], "bleu4": found["bleu4"],
-                  "rouge_l": found["rouge_l"]}
+                  "rouge_l": found["rouge_l"], "bertscore": np.full(n, np.nan)}
+    if model_metrics.available("bertscore"):
+        x[:, BERTSCORE] = per_report["bertscore"] = model_metrics.bertscore(hyps, refs)
     if labels is not None:
         y_ref = np.array([labels.of(r) for r in refs], dtype=np.int64).reshape(n, K)
         y_hyp = np.array([labels.of(h) for h in hyps], dtype=np.int64).reshape(n, K)
@@ -154,6 +158,9 @@ def _source_result(x: np.ndarray, *, fns: dict, weights: np.ndarray, alpha: floa
     for key, fn in fns.items():
         if key in LABELS and not labelled:
             metrics[key] = not_computed(unlabelled_reason)
+        elif key in model_metrics.SPECS and not model_metrics.available(key):
+            metrics[key] = not_computed(model_metrics.reason(key).removeprefix(
+                "not computed: "))
         else:
             metrics[key] = _value(np.asarray(fn(boot), dtype=float), float(fn(summed)), alpha)
     return metrics
@@ -222,9 +229,10 @@ def _comparison(comparison: sources.Comparison, labels: Labels, *, seed: int, re
                                                      "labels")
         results.append(entry)
         for i, case in enumerate(cases):
+            bert = float(per_report["bertscore"][i])
             row = [comparison.key, name, comparison.case_ids.get(case, str(case)),
                    float(per_report["bleu1"][i]), float(per_report["bleu4"][i]),
-                   float(per_report["rouge_l"][i])]
+                   float(per_report["rouge_l"][i]), None if math.isnan(bert) else bert]
             if "labels" in per_report:
                 row.append("".join(map(str, per_report["labels"][i])))
                 row.append("".join(map(str, per_report["reference_labels"][i])))
@@ -232,9 +240,9 @@ def _comparison(comparison: sources.Comparison, labels: Labels, *, seed: int, re
                 row += [None, None]
             reports.append(row)
     paired: list[dict[str, Any]] = []
-    keys = MAIN if labelled and top5 else (
-        [k for k in MAIN if k not in ("f1_5_micro", "f1_5_macro")] if labelled else
-        ["bleu1", "bleu4", "rouge_l"])
+    keys = [k for k in MAIN if (k not in LABELS or labelled)
+            and (k not in ("f1_5_micro", "f1_5_macro") or top5)
+            and (k not in model_metrics.SPECS or model_metrics.available(k))]
     for a, b in itertools.combinations(per_case, 2):
         (cases_a, xa), (cases_b, xb) = per_case[a], per_case[b]
         common = sorted(set(cases_a) & set(cases_b))
@@ -395,7 +403,7 @@ def compute(trial: Trial, labeller: Labeller, *, seed: int, resamples: int = RES
         "model_metrics": model_metrics.status(),
         "kappa": kappa, "roc": roc_rows, "labeller_validation": validation, "judge": judged,
         "report_columns": ["comparison", "source", "case_id", "bleu1", "bleu4", "rouge_l",
-                           "labels", "reference_labels"],
+                           "bertscore", "labels", "reference_labels"],
         "reports": reports,
     }
 

@@ -13,9 +13,6 @@ import pandas as pd
 
 from trial.findings import FINDINGS
 
-MAIN = ("f1_14_micro", "f1_14_macro", "f1_5_micro", "f1_5_macro", "radgraph", "bleu1",
-        "bleu4", "rouge_l")
-
 
 def summary_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per comparison and source: each metric with its CI (Supplementary Table 3)."""
@@ -26,8 +23,8 @@ def summary_table(results: dict[str, Any]) -> pd.DataFrame:
                    "study": comparison["study"], "reference": comparison["reference"],
                    "source": source["source"], "source_name": source["name"],
                    "n_cases": source["n"]}
-            metrics = {**source["metrics"],
-                       **{key: value for key, value in results["model_metrics"].items()}}
+            metrics = {**{key: value for key, value in results["model_metrics"].items()
+                          if not value.get("computed")}, **source["metrics"]}
             for key, value in metrics.items():
                 row[key] = value.get("value")
                 row[f"{key}_ci_low"] = value.get("ci_low")

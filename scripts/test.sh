@@ -33,7 +33,7 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   exit 1
 fi
 
-ensure_venv "[test]"
+ensure_venv "[test,model-metrics]"
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"

@@ -95,6 +95,9 @@ def test_f1_14_and_f1_5_equal_scikit_learn(world, results, name) -> None:
 def test_every_value_has_a_ci_around_it(results) -> None:
     for entry in results["comparisons"][0]["sources"]:
         for key, value in entry["metrics"].items():
+            if key == "bertscore":  # no model weights here: not computed (test_model_metrics)
+                assert value["value"] is None and value["reason"].startswith("not computed")
+                continue
             assert value["ci_low"] <= value["value"] <= value["ci_high"], (entry["source"], key)
 
 
