@@ -15,6 +15,7 @@ from django.core.management import call_command
 
 from demo.console import quiet_task_logs
 from demo.simulate import CAMPAIGN_NAME
+from metrics.models import MetricsRun
 from rating.models import Campaign, Rating
 from reader.models import Reading, Review
 from tests.support.servers import _wait_for_port, free_port
@@ -82,14 +83,24 @@ def test_seed_demo_simulates_part_of_the_trial_unless_told_not_to(options: list[
     signed = Review.objects.filter(case__trial__slug="demo", status=Review.Status.SIGNED).count()
     ratings = Rating.objects.filter(rater_item__campaign__trial__slug="demo",
                                     rater_item__campaign__name=CAMPAIGN_NAME).count()
+    runs = MetricsRun.objects.filter(trial__slug="demo")
     if simulated:
         assert 0 < signed <= simulated  # about 90% of the simulated cases are signed
         assert ratings > 0
         assert "Simulating readings, reviews and ratings" in out.getvalue()
+        # the report metrics are computed, with the synthetic truth as the gold standard
+        (run,) = runs
+        assert run.results["gold"]["name"] == "Demo truth (synthetic)"
+        assert run.results["labeller"]["kind"] == "rules"
+        assert {c["key"] for c in run.results["comparisons"]} == {"prospective-final",
+                                                                  "prospective-draft"}
+        assert run.results["kappa"] and run.results["labeller_validation"]
+        assert "Report metrics computed" in out.getvalue()
     else:
         assert (signed, ratings) == (0, 0)
         assert not Campaign.objects.filter(trial__slug="demo").exists()
         assert "Simulating" not in out.getvalue()
+        assert not runs.exists()
 
 
 def test_quiet_task_logs_hide_each_task_but_not_an_error(caplog) -> None:

@@ -80,6 +80,12 @@ class Command(ServiceCommand):
             done()
         for line in summary.lines():
             self.stdout.write(f"  {line}")
+        from demo.metrics import demo_metrics
+
+        run = demo_metrics(Trial.objects.get(slug=DEMO_SLUG), seed=seed)
+        if run is not None:
+            self.stdout.write(f"  Report metrics computed (rule-based labeller, gold labels "
+                              f"from the synthetic truth) in {run.seconds:.1f} s.")
 
     def _print_logins(self) -> None:
         self.stdout.write("")
