@@ -35,7 +35,6 @@ from django.utils import timezone
 
 from trial import audit
 from trial.findings import FINDINGS
-from trial.lifecycle import check_writable
 from trial.models import Trial
 
 from . import classification, jobs, judging, model_metrics, resample, roc, sources, text
@@ -412,7 +411,6 @@ def run(trial: Trial, labeller: Labeller, *, seed: int, by: Any = None,
         resamples: int = RESAMPLES, permutations: int = PERMUTATIONS, alpha: float = 0.05,
         progress: Callable[[int, int, str], None] | None = None) -> MetricsRun:
     """Compute and store a run (audited); the analysis shows the newest."""
-    check_writable(trial, "The trial's metrics")
     started = time.perf_counter()
     results = compute(trial, labeller, seed=seed, resamples=resamples,
                       permutations=permutations, alpha=alpha, progress=progress)

@@ -23,10 +23,10 @@ from rating.report_import import ReportImportError, csv_text
 from reader.models import Reading
 from trial import audit
 from trial.findings import FINDINGS, with_no_finding
-from trial.lifecycle import check_writable
 from trial.models import Case, Trial
 
-from .models import CaseLabels, LabelSet, Probabilities
+from . import jobs, sources
+from .models import CaseLabels, Labeller, LabelSet, Probabilities, text_hash
 
 
 def _key(name: str) -> str:
@@ -77,14 +77,12 @@ def _shape_problem(raw: dict, line: int) -> str | None:
 def import_labels(trial: Trial, data: bytes | str, *, name: str, description: str = "",
                   gold: bool = False, by: Any = None) -> LabelSet:
     """A new label set from the file (every case of the trial it names, 0/1 per finding)."""
-    check_writable(trial, "The trial's labels")
     name = " ".join(name.split())
     if not name:
         raise ReportImportError(["the label set needs a name"])
     if LabelSet.objects.filter(trial=trial, name=name).exists():
         raise ReportImportError([f"there is already a label set named {name!r}"])
-    if gold and LabelSet.objects.filter(trial=trial, gold=True).exists():
-        raise ReportImportError(["the trial already has a gold-standard label set"])
+    _check_gold(trial, gold)
     reader, columns = _rows(data, ("case id",))
     case_col = next(h for h in reader.fieldnames if _key(h) == "case id")
     if set(columns.values()) != set(FINDINGS):
@@ -138,7 +136,6 @@ def import_labels(trial: Trial, data: bytes | str, *, name: str, description: st
 
 def import_probabilities(trial: Trial, data: bytes | str, *, by: Any = None) -> int:
     """Add (or replace, per case and source) a source's per-finding probabilities."""
-    check_writable(trial, "The trial's probabilities")
     reader, columns = _rows(data, ("case id", "source"))
     if not columns:
         raise ReportImportError(["no finding columns: name at least one of the 14 findings"])
@@ -196,12 +193,18 @@ def import_probabilities(trial: Trial, data: bytes | str, *, by: Any = None) -> 
     return len(rows)
 
 
-def label_set_from_ticks(trial: Trial, *, name: str, by: Any = None) -> LabelSet:
+def _check_gold(trial: Trial, gold: bool) -> None:
+    if gold and LabelSet.objects.filter(trial=trial, gold=True).exists():
+        raise ReportImportError(["the trial already has a gold-standard label set"])
+
+
+def label_set_from_ticks(trial: Trial, *, name: str, gold: bool = False,
+                         by: Any = None) -> LabelSet:
     """A label set from the findings the readers ticked: a case's finding is 1 when any
     submitted reading of it ticked it (so No Finding is recomputed, CheXpert's rule)."""
-    check_writable(trial, "The trial's labels")
     if LabelSet.objects.filter(trial=trial, name=name).exists():
         raise ReportImportError([f"there is already a label set named {name!r}"])
+    _check_gold(trial, gold)
     ticked: dict[int, set[str]] = {}
     for case_pk, labels in Reading.objects.filter(
             assignment__case__trial=trial, status=Reading.Status.SUBMITTED).values_list(
@@ -212,6 +215,7 @@ def label_set_from_ticks(trial: Trial, *, name: str, by: Any = None) -> LabelSet
     with transaction.atomic():
         label_set = LabelSet.objects.create(
             trial=trial, name=name, provenance=LabelSet.Provenance.READER_TICKS, created_by=by,
+            gold=gold,
             description="A finding is 1 when any submitted reading of the case ticked it.")
         CaseLabels.objects.bulk_create([
             CaseLabels(label_set=label_set, case_id=pk,
@@ -219,4 +223,40 @@ def label_set_from_ticks(trial: Trial, *, name: str, by: Any = None) -> LabelSet
             for pk, found in ticked.items()], batch_size=1000)
         audit.record(action="label_set.made", obj=label_set, actor=by, trial=trial,
                      after={"cases": len(ticked), "provenance": label_set.provenance})
+    return label_set
+
+
+def label_set_from_reports(trial: Trial, labeller: Labeller, *, name: str, gold: bool = False,
+                           by: Any = None) -> LabelSet:
+    """A label set from the reference reports (the senior's signed final reports, and the
+    published reports of retrospective campaigns) as labelled by ``labeller``: the reference
+    trial's way of getting reference labels without a second reading. Every reference text
+    must already be labelled by the labeller's current configuration (``label_reports``)."""
+    if LabelSet.objects.filter(trial=trial, name=name).exists():
+        raise ReportImportError([f"there is already a label set named {name!r}"])
+    _check_gold(trial, gold)
+    texts: dict[int, str] = {}
+    for comparison in sources.comparisons(trial):
+        if comparison.reference != sources.AI_DRAFT:
+            for case, text in comparison.references.items():
+                texts.setdefault(case, text)
+    if not texts:
+        raise ReportImportError(["no signed final or published reports to label"])
+    found = jobs.labels_of(labeller, list(texts.values()))
+    missing = [case for case, text in texts.items() if text_hash(text) not in found]
+    if missing:
+        raise ReportImportError([f"{len(missing)} of {len(texts)} reference reports have no "
+                                 f"labels from {labeller.name} yet: run label_reports first"])
+    with transaction.atomic():
+        label_set = LabelSet.objects.create(
+            trial=trial, name=name, provenance=LabelSet.Provenance.FINAL_REPORTS,
+            labeller=labeller, fingerprint=labeller.fingerprint, created_by=by, gold=gold,
+            description=f"The reference reports labelled by {labeller.description}.")
+        CaseLabels.objects.bulk_create([
+            CaseLabels(label_set=label_set, case_id=case,
+                       labels=with_no_finding(found[text_hash(text)].labels))
+            for case, text in texts.items()], batch_size=1000)
+        audit.record(action="label_set.made", obj=label_set, actor=by, trial=trial,
+                     after={"cases": len(texts), "provenance": label_set.provenance,
+                            "labeller": labeller.fingerprint})
     return label_set

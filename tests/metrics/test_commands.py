@@ -98,3 +98,34 @@ def test_import_probabilities_command(db, tmp_path) -> None:
     path.write_text("case_id,source,Edema\nR001,m,0.3\nR002,m,0.9\n")
     out, _ = run("import_probabilities", str(path), "--trial", world.trial.slug)
     assert out.strip() == "Imported 2 rows of probabilities."
+
+
+def test_label_set_from_the_reference_reports_as_labelled(world) -> None:
+    from metrics import rules
+
+    with pytest.raises(CommandError, match="have no labels from Rule-based labeller yet"):
+        run("import_labels", "--trial", world.trial.slug, "--name", "From reports",
+            "--from-reports")
+    run("label_reports", "--trial", world.trial.slug)
+    out, _ = run("import_labels", "--trial", world.trial.slug, "--name", "From reports",
+                 "--from-reports")
+    assert out.strip() == "Label set 'From reports': 12 cases."
+    made = LabelSet.objects.get(name="From reports")
+    assert made.provenance == LabelSet.Provenance.FINAL_REPORTS and not made.gold
+    row = made.cases.get(case__case_id="R003")
+    text = "\n".join(world.reports["published"]["R003"])
+    assert row.labels == rules.label_report(text)
+
+
+def test_a_second_gold_set_from_ticks_is_refused(world) -> None:
+    with pytest.raises(CommandError, match="already has a gold-standard"):
+        run("import_labels", "--trial", world.trial.slug, "--name", "Ticks", "--from-ticks",
+            "--gold")
+
+
+def test_import_labels_needs_exactly_one_source(world, tmp_path) -> None:
+    with pytest.raises(CommandError, match="Give one of"):
+        run("import_labels", "--trial", world.trial.slug, "--name", "x")
+    with pytest.raises(CommandError, match="Give one of"):
+        run("import_labels", str(tmp_path / "a.csv"), "--trial", world.trial.slug,
+            "--name", "x", "--from-ticks")
