@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import kombu.pools
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
@@ -41,14 +42,20 @@ def generate_draft(self, case_pk: int) -> dict:
     Retries are scheduled by the run (backoff with jitter, capped by the endpoint's
     max_attempts). Run in-process (no broker), the wait happens here instead.
     """
+    return run_with_retries(self, lambda: run.run_draft(case_pk))
+
+
+def run_with_retries(task: Task, step: Callable[[], run.Outcome]) -> dict:
+    """Run ``step`` until it asks for no retry: on a worker the retry is a task retry with the
+    outcome's countdown (the worker is free meanwhile); in-process the wait is slept here."""
     while True:
-        outcome = run.run_draft(case_pk)
+        outcome = step()
         if outcome.retry_in is None:
             return outcome.as_dict()
-        if self.request.is_eager:
+        if task.request.is_eager:
             time.sleep(outcome.retry_in)
             continue
-        raise self.retry(countdown=outcome.retry_in)
+        raise task.retry(countdown=outcome.retry_in)
 
 
 @shared_task(name="trial.tasks.sweep_drafts", ignore_result=True)

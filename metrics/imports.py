@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
@@ -74,23 +75,16 @@ def _shape_problem(raw: dict, line: int) -> str | None:
     return None
 
 
-def import_labels(trial: Trial, data: bytes | str, *, name: str, description: str = "",
-                  gold: bool = False, by: Any = None) -> LabelSet:
-    """A new label set from the file (every case of the trial it names, 0/1 per finding)."""
-    name = " ".join(name.split())
-    if not name:
-        raise ReportImportError(["the label set needs a name"])
-    if LabelSet.objects.filter(trial=trial, name=name).exists():
-        raise ReportImportError([f"there is already a label set named {name!r}"])
-    _check_gold(trial, gold)
-    reader, columns = _rows(data, ("case id",))
-    case_col = next(h for h in reader.fieldnames if _key(h) == "case id")
-    if set(columns.values()) != set(FINDINGS):
-        raise ReportImportError(["missing finding column(s) " + ", ".join(
-            f for f in FINDINGS if f not in columns.values())])
+def _case_col(reader: csv.DictReader) -> str:
+    return next(h for h in reader.fieldnames if _key(h) == "case id")
+
+
+def _case_rows(reader: csv.DictReader, trial: Trial,
+               problems: list[str]) -> Iterator[tuple[int, dict, int]]:
+    """(line, row, case pk) of each well-formed row naming a case of the trial; every other
+    row (and a CSV syntax error) is a problem with its line."""
+    case_col = _case_col(reader)
     cases = dict(Case.objects.filter(trial=trial).values_list("case_id", "pk"))
-    problems: list[str] = []
-    rows: dict[int, dict[str, int]] = {}
     try:
         for raw in reader:
             line = reader.line_num
@@ -103,20 +97,40 @@ def import_labels(trial: Trial, data: bytes | str, *, name: str, description: st
                 problems.append(f"line {line}: no case {case_id!r} in this trial" if case_id
                                 else f"line {line}: case_id is empty")
                 continue
-            if cases[case_id] in rows:
-                problems.append(f"line {line}: case {case_id} is earlier in this file")
-                continue
-            labels = {}
-            for header, finding in columns.items():
-                value = _cell(raw, header)
-                if value not in ("0", "1"):
-                    problems.append(f"line {line}: {finding} is {value!r}, not 0 or 1")
-                    continue
-                labels[finding] = int(value)
-            if len(labels) == len(FINDINGS):
-                rows[cases[case_id]] = {f: labels[f] for f in FINDINGS}
+            yield line, raw, cases[case_id]
     except csv.Error as exc:
         problems.append(f"line {reader.line_num}: not valid CSV ({exc})")
+
+
+def import_labels(trial: Trial, data: bytes | str, *, name: str, description: str = "",
+                  gold: bool = False, by: Any = None) -> LabelSet:
+    """A new label set from the file (every case of the trial it names, 0/1 per finding)."""
+    name = " ".join(name.split())
+    if not name:
+        raise ReportImportError(["the label set needs a name"])
+    if LabelSet.objects.filter(trial=trial, name=name).exists():
+        raise ReportImportError([f"there is already a label set named {name!r}"])
+    _check_gold(trial, gold)
+    reader, columns = _rows(data, ("case id",))
+    if set(columns.values()) != set(FINDINGS):
+        raise ReportImportError(["missing finding column(s) " + ", ".join(
+            f for f in FINDINGS if f not in columns.values())])
+    problems: list[str] = []
+    rows: dict[int, dict[str, int]] = {}
+    for line, raw, case in _case_rows(reader, trial, problems):
+        if case in rows:
+            problems.append(f"line {line}: case {_cell(raw, _case_col(reader))} is earlier "
+                            "in this file")
+            continue
+        labels = {}
+        for header, finding in columns.items():
+            value = _cell(raw, header)
+            if value not in ("0", "1"):
+                problems.append(f"line {line}: {finding} is {value!r}, not 0 or 1")
+                continue
+            labels[finding] = int(value)
+        if len(labels) == len(FINDINGS):
+            rows[case] = {f: labels[f] for f in FINDINGS}
     if problems:
         raise ReportImportError(problems)
     if not rows:
@@ -139,46 +153,33 @@ def import_probabilities(trial: Trial, data: bytes | str, *, by: Any = None) -> 
     reader, columns = _rows(data, ("case id", "source"))
     if not columns:
         raise ReportImportError(["no finding columns: name at least one of the 14 findings"])
-    case_col = next(h for h in reader.fieldnames if _key(h) == "case id")
     source_col = next(h for h in reader.fieldnames if _key(h) == "source")
-    cases = dict(Case.objects.filter(trial=trial).values_list("case_id", "pk"))
     problems: list[str] = []
     rows: dict[tuple[str, int], dict[str, float]] = {}
-    try:
-        for raw in reader:
-            line = reader.line_num
-            shape = _shape_problem(raw, line)
-            if shape:
-                problems.append(shape)
+    for line, raw, case in _case_rows(reader, trial, problems):
+        source = _cell(raw, source_col)
+        if not source or len(source) > 60:
+            problems.append(f"line {line}: source must be 1-60 characters")
+            continue
+        if (source, case) in rows:
+            problems.append(f"line {line}: {_cell(raw, _case_col(reader))} / {source} is "
+                            "earlier in this file")
+            continue
+        values = {}
+        for header, finding in columns.items():
+            cell = _cell(raw, header)
+            if not cell:
                 continue
-            case_id, source = _cell(raw, case_col), _cell(raw, source_col)
-            if case_id not in cases:
-                problems.append(f"line {line}: no case {case_id!r} in this trial" if case_id
-                                else f"line {line}: case_id is empty")
+            try:
+                value = float(cell)
+            except ValueError:
+                value = math.nan
+            if not 0.0 <= value <= 1.0:  # NaN fails too
+                problems.append(f"line {line}: {finding} is {cell!r}, not a probability "
+                                "in [0, 1]")
                 continue
-            if not source or len(source) > 60:
-                problems.append(f"line {line}: source must be 1-60 characters")
-                continue
-            if (source, cases[case_id]) in rows:
-                problems.append(f"line {line}: {case_id} / {source} is earlier in this file")
-                continue
-            values = {}
-            for header, finding in columns.items():
-                cell = _cell(raw, header)
-                if not cell:
-                    continue
-                try:
-                    value = float(cell)
-                except ValueError:
-                    value = math.nan
-                if not 0.0 <= value <= 1.0:  # NaN fails too
-                    problems.append(f"line {line}: {finding} is {cell!r}, not a probability "
-                                    "in [0, 1]")
-                    continue
-                values[finding] = value
-            rows[source, cases[case_id]] = values
-    except csv.Error as exc:
-        problems.append(f"line {reader.line_num}: not valid CSV ({exc})")
+            values[finding] = value
+        rows[source, case] = values
     if problems:
         raise ReportImportError(problems)
     if not rows:

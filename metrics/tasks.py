@@ -9,13 +9,12 @@ periodic sweep sends it).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 
 from celery import shared_task
 from django.utils import timezone
 
-from drafting.tasks import in_process, producers, send_timeout
+from drafting.tasks import in_process, producers, run_with_retries, send_timeout
 
 from . import jobs, run
 from .models import ChatJob, Judgement
@@ -28,14 +27,7 @@ logger = logging.getLogger(__name__)
 def run_chat_job(self, kind: str, pk: int) -> dict:
     """Label one text (``kind`` "label") or judge one report ("judge"); retries scheduled by
     the run (backoff with jitter, at most the tool's max_attempts)."""
-    while True:
-        outcome = run.run_job(kind, pk)
-        if outcome.retry_in is None:
-            return outcome.as_dict()
-        if self.request.is_eager:
-            time.sleep(outcome.retry_in)
-            continue
-        raise self.retry(countdown=outcome.retry_in)
+    return run_with_retries(self, lambda: run.run_job(kind, pk))
 
 
 @shared_task(name="metrics.tasks.sweep_chat_jobs", ignore_result=True)
