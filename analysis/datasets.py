@@ -9,7 +9,9 @@ timestamps (``*_at``) UTC ISO 8601 text to the second (``2026-12-01T16:41:44Z``)
 (:func:`csv_files`, :func:`export_xlsx`, :func:`csv_bytes`) neutralise text that a spreadsheet
 would run as a formula (:func:`neutralise`); the tables themselves keep the values as entered.
 The report texts (:func:`report_texts`) are a table of their own, only in the statistician's
-downloads (``export_frames(trial, texts=True)``), never merged into the other tables.
+downloads (``export_frames(trial, texts=True)``), never merged into the other tables; so are
+the automated report metrics of the newest stored run (:func:`metric_frames`, ``metrics=True``):
+results, not data, so never in the data snapshot hash.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from typing import BinaryIO
 import pandas as pd
 from django.utils import timezone
 
+from metrics import compute as metrics_compute
+from metrics import exports as metrics_exports
+from metrics import model_metrics as metrics_model_metrics
+from metrics.models import CaseLabels, LabelSet, MetricsRun
 from rating import instruments as inst
 from rating.models import Campaign, RaterItem
 from rating.ratings import reports_shown
 from reader.models import Reading, Review
-from trial.findings import COMPLEX_AT, NO_FINDING
+from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 from trial.models import Arm, Trial
 
 RATING_COLUMNS = [
@@ -217,8 +223,11 @@ def report_texts(trial: Trial) -> pd.DataFrame:
 
 CASE_COLUMNS = [
     "trial", "case", "site", "status", "exclusion_reason", "age", "age_class", "sex",
-    "enrolled", "n_readings_submitted", "n_findings_max", "complex_case",
+    "enrolled", "n_readings_submitted", "n_findings_max", "n_findings_gold", "complex_case",
+    "complex_basis",
 ]
+#: ``complex_basis``: what ``complex_case`` was derived from (empty: not derived).
+GOLD_LABELS, READER_TICKS, NO_GOLD_LABELS = "gold_labels", "reader_ticks", "no_gold_labels"
 
 
 def age_class(age: object) -> str | None:
@@ -229,12 +238,28 @@ def age_class(age: object) -> str | None:
     return "<18" if years < 18 else ("18-60" if years <= 60 else ">60")
 
 
+def gold_findings(trial: Trial) -> tuple[LabelSet | None, dict[int, int]]:
+    """The trial's gold-standard label set and, per case pk it labels, the number of positive
+    findings other than No Finding (what the complex-case rule counts)."""
+    gold = LabelSet.objects.filter(trial=trial, gold=True).first()
+    if gold is None:
+        return None, {}
+    return gold, {row.case_id: sum(int(row.labels.get(f, 0)) for f in FINDINGS
+                                   if f != NO_FINDING)
+                  for row in CaseLabels.objects.filter(label_set=gold).only("case", "labels")}
+
+
 def cases(trial: Trial, *, readings_frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per screened case, with its baseline data and a derived complex-case flag.
 
-    No reference labels are stored (the senior signs text), so ``complex_case`` is derived from
-    the readings: a case is complex when any submitted reading ticked >= 3 findings other than
-    "No Finding" (``n_findings_max``); the flag is missing for cases not read yet.
+    Complex case: >= 3 findings other than "No Finding". When the trial has a gold-standard
+    label set (``metrics.models.LabelSet`` with ``gold``), the count is the gold labels'
+    (``n_findings_gold``): they are made independently of the arms, while the readers' ticks
+    are made after randomisation and may depend on the arm. A case without gold labels in such
+    a trial is then left unclassified (``complex_case`` empty, ``complex_basis``
+    ``no_gold_labels``), the conservative choice: the subgroup never mixes two definitions.
+    Without a gold set, the flag is derived from the readings: a case is complex when any
+    submitted reading ticked >= 3 (``n_findings_max``), and is missing for cases not read yet.
     ``readings_frame``: the trial's :func:`readings`, when the caller has it already (else it
     is loaded here).
     """
@@ -246,11 +271,19 @@ def cases(trial: Trial, *, readings_frame: pd.DataFrame | None = None) -> pd.Dat
     ticked: dict[str, list[int]] = {}
     for case_id, n_findings in zip(submitted["case"], submitted["n_findings"], strict=True):
         ticked.setdefault(case_id, []).append(int(n_findings))
+    gold_set, gold = gold_findings(trial)
     rows = []
     for case in (Case.objects.filter(trial=trial).select_related("site")
                  .order_by("case_id")):
         counts = ticked.get(case.case_id, [])
         n_max = max(counts) if counts else None
+        n_gold = gold.get(case.pk)
+        if gold_set is not None:
+            complex_case = None if n_gold is None else n_gold >= COMPLEX_AT
+            basis = NO_GOLD_LABELS if n_gold is None else GOLD_LABELS
+        else:
+            complex_case = None if n_max is None else n_max >= COMPLEX_AT
+            basis = None if n_max is None else READER_TICKS
         rows.append({
             "trial": trial.slug, "case": case.case_id, "site": case.site.code,
             "status": case.status, "exclusion_reason": case.exclusion_reason or None,
@@ -258,9 +291,41 @@ def cases(trial: Trial, *, readings_frame: pd.DataFrame | None = None) -> pd.Dat
             "enrolled": case.status in (Case.Status.ENROLLED, Case.Status.WITHDRAWN)
             or case.enrolled_at is not None,
             "n_readings_submitted": len(counts), "n_findings_max": n_max,
-            "complex_case": None if n_max is None else n_max >= COMPLEX_AT,
+            "n_findings_gold": n_gold, "complex_case": complex_case, "complex_basis": basis,
         })
-    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=CASE_COLUMNS)
+    frame["n_findings_gold"] = frame["n_findings_gold"].astype("Int64")
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Automated report metrics (the newest stored run; statistician's downloads and the report)
+# --------------------------------------------------------------------------------------------
+
+#: The metric tables, in export order (``metrics.exports.tables``' stems).
+METRIC_TABLES = ("report_metrics", "finding_metrics", "paired_comparisons", "kappa", "auc",
+                 "roc_points", "labeller_validation", "report_level_metrics")
+
+
+def latest_metrics_run(trial: Trial) -> MetricsRun | None:
+    """The run the analysis shows: the trial's newest stored ``MetricsRun``."""
+    return metrics_compute.latest(trial)
+
+
+def metric_frames(trial: Trial, run: MetricsRun | None = None) -> dict[str, pd.DataFrame]:
+    """The metric tables of the newest run (``run`` when the caller has it), by table name;
+    empty without a run. A table with no rows keeps its documented columns."""
+    run = run if run is not None else latest_metrics_run(trial)
+    if run is None:
+        return {}
+    found = metrics_exports.tables(run.results)
+    frames = {}
+    for name in METRIC_TABLES:
+        frame = found.get(name, pd.DataFrame())
+        if frame.empty and not len(frame.columns):
+            frame = pd.DataFrame(columns=list(METRIC_DICTIONARY[name]))
+        frames[name] = frame
+    return frames
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,8 +429,20 @@ DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
         "n_readings_submitted": ("integer", "Submitted readings of the case."),
         "n_findings_max": ("integer", "Most findings (other than No Finding) ticked by any "
                                       "reader of the case."),
-        "complex_case": ("boolean", "Complex case: n_findings_max >= 3 (no reference labels "
-                                    "are stored, so derived from the readings)."),
+        "n_findings_gold": ("integer", "Findings other than No Finding positive in the trial's "
+                                       "gold-standard labels of the case (empty without a gold "
+                                       "label set or without gold labels for the case)."),
+        "complex_case": ("boolean", "Complex case (>= 3 findings other than No Finding), "
+                                    "derived as complex_basis says: from n_findings_gold when "
+                                    "the trial has a gold-standard label set (empty for a case "
+                                    "it does not label), else from n_findings_max (empty for "
+                                    "cases not read yet)."),
+        "complex_basis": ("text", "What complex_case was derived from: gold_labels (the gold "
+                                  "label set), reader_ticks (the readings; only when the trial "
+                                  "has no gold label set), no_gold_labels (the trial has a gold "
+                                  "set but it does not label this case: left unclassified, out "
+                                  "of the complex-case subgroup; the readers' ticks are not used "
+                                  "instead), empty (not read and no gold set)."),
     },
     "long": {
         **{c: _COMMON[c] for c in LONG_COLUMNS if c in _COMMON},
@@ -385,6 +462,135 @@ DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
         "impression": ("text", "IMPRESSION section of the report."),
         "submitted_at": (_TIMESTAMP, "When the text became final: the reading submitted, the "
                                      "final report signed, the AI draft finished."),
+    },
+}
+
+
+def _metric_columns() -> dict[str, tuple[str, str]]:
+    """report_metrics' per-metric columns: each metric of ``metrics.compute.NAMES`` (model
+    metrics included) with its CI and, when it has no value, why."""
+    found: dict[str, tuple[str, str]] = {}
+    for key, title in metrics_compute.NAMES.items():
+        found[key] = ("number", f"{title} on the 0-1 scale (the report shows it x100); empty "
+                                f"when not computed (see {key}_note).")
+        found[f"{key}_ci_low"] = ("number", f"{title}: lower end of the bootstrap CI (0-1).")
+        found[f"{key}_ci_high"] = ("number", f"{title}: upper end of the bootstrap CI (0-1).")
+        found[f"{key}_note"] = ("text", f"{title}: why it was not computed (\"not computed: "
+                                        f"<reason>\"); empty when it has a value.")
+    return found
+
+
+_FINDING_LABEL_COLUMNS = {
+    **{f.lower().replace(" ", "_"): ("integer", f"The labeller's label of {f} in this report "
+                                                "(1 positive, 0 not; empty when unlabelled).")
+       for f in FINDINGS},
+    **{"ref_" + f.lower().replace(" ", "_"): ("integer", f"The labeller's label of {f} in the "
+                                                         "reference report (1, 0 or empty).")
+       for f in FINDINGS},
+}
+_RUN_SOURCE = ("text", "The report's source: a model or imported source's name, published, "
+                       "ai_draft, ai_assisted, scp or final_report (metrics.sources).")
+_COMPARISON = ("text", "The comparison's key: campaign-<id> (a retrospective campaign's "
+                       "sources against the published reports), prospective-final (against the "
+                       "senior's final report) or prospective-draft (the readers' reports "
+                       "against the AI draft).")
+_FINDING = ("text", "One of the 14 CheXpert findings.")
+
+#: The metric tables' columns (``metrics.exports``; values on the 0-1 scale throughout): with
+#: ``DATA_DICTIONARY``, every column of every exported table. A metric table has the columns
+#: its run's results give (a ``<metric>_note`` column only when some value is missing).
+METRIC_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
+    "report_metrics": {
+        "comparison": _COMPARISON,
+        "comparison_title": ("text", "The comparison's title (the campaign's name)."),
+        "study": ("text", "retrospective or prospective."),
+        "reference": ("text", "The reference report's source: published, final_report or "
+                              "ai_draft."),
+        "source": _RUN_SOURCE,
+        "source_name": ("text", "What the report calls the source."),
+        "n_cases": ("integer", "Cases with both the source's report and the reference report."),
+        **_metric_columns(),
+        "f1_5_findings": ("text", "The 5 findings most often positive in the reference labels "
+                                  "(No Finding excluded) that F1-5 averages, '; '-separated."),
+    },
+    "finding_metrics": {
+        "comparison": _COMPARISON, "source": _RUN_SOURCE,
+        "n_cases": ("integer", "Cases compared."),
+        "finding": _FINDING,
+        "precision": ("number", "Precision of the source's labels against the reference "
+                                "report's labels (0 when undefined)."),
+        "recall": ("number", "Recall (0 when undefined)."),
+        "f1": ("number", "F1 (0 when undefined, scikit-learn's zero_division=0)."),
+        "support": ("integer", "Cases whose reference report is positive for the finding."),
+        "positive_rate": ("number", "Share of the source's reports positive for the finding."),
+        "reference_positive_rate": ("number", "Share of the reference reports positive."),
+    },
+    "paired_comparisons": {
+        "comparison": _COMPARISON,
+        "a": ("text", "First source of the pair."),
+        "b": ("text", "Second source of the pair."),
+        "metric": ("text", "Metric key (see report_metrics' columns)."),
+        "n": ("integer", "Cases both sources have."),
+        "difference": ("number", "Metric of a minus metric of b, on the common cases (0-1)."),
+        "ci_low": ("number", "Lower end of the paired-bootstrap CI of the difference."),
+        "ci_high": ("number", "Upper end of the paired-bootstrap CI of the difference."),
+        "p": ("number", "Two-sided P, approximate randomisation test (sources swapped within "
+                        "cases)."),
+    },
+    "kappa": {
+        "comparison": _COMPARISON, "source": _RUN_SOURCE,
+        "name": ("text", "What the report calls the source."),
+        "finding": _FINDING,
+        "n": ("integer", "Cases with gold labels and the source's labels."),
+        "kappa": ("number", "Cohen's kappa of the source's labels against the gold-standard "
+                            "labels (empty when undefined: both constant and agreeing)."),
+        "ci_low": ("number", "Lower end of the bootstrap CI of kappa."),
+        "ci_high": ("number", "Upper end of the bootstrap CI of kappa."),
+        "positive_rate": ("number", "Share of the source's labels positive."),
+        "gold_positive_rate": ("number", "Share of the gold labels positive."),
+    },
+    "auc": {
+        "source": ("text", "The source of the imported probabilities."),
+        "finding": _FINDING,
+        "n": ("integer", "Cases with gold labels and a probability for the finding."),
+        "auc": ("number", "ROC AUC against the gold labels (empty when a class is absent)."),
+        "se": ("number", "DeLong standard error of the AUC."),
+        "ci_low": ("number", "Lower end of the DeLong (Wald) CI, clipped to [0, 1]."),
+        "ci_high": ("number", "Upper end of the DeLong (Wald) CI, clipped to [0, 1]."),
+        "n_pos": ("integer", "Gold-positive cases."),
+        "n_neg": ("integer", "Gold-negative cases."),
+        "reason": ("text", "Why the AUC or its CI was not computed (empty when it was)."),
+    },
+    "roc_points": {
+        "source": ("text", "The source of the imported probabilities."),
+        "finding": _FINDING,
+        "point": ("integer", "Order of the point along the curve (thresholds high to low; at "
+                             "most 200 points kept)."),
+        "fpr": ("number", "False-positive rate at the threshold."),
+        "tpr": ("number", "True-positive rate at the threshold."),
+    },
+    "labeller_validation": {
+        "labeller": ("text", "The labeller's name."),
+        "kind": ("text", "rules (rule-based, not a validated labeller) or llm."),
+        "description": ("text", "How the labeller labels (its description)."),
+        "finding": _FINDING,
+        "n": ("integer", "Reference reports of gold-labelled cases the labeller labelled."),
+        "support": ("integer", "Gold-positive cases among them."),
+        "precision": ("number", "Precision of the labeller's labels of the reference reports "
+                                "against the gold labels."),
+        "recall": ("number", "Recall against the gold labels."),
+        "f1": ("number", "F1 against the gold labels."),
+    },
+    "report_level_metrics": {
+        "comparison": _COMPARISON, "source": _RUN_SOURCE,
+        "case_id": ("text", "Pseudonymous case id."),
+        "bleu1": ("number", "The report's smoothed sentence-level BLEU-1 against its reference."),
+        "bleu4": ("number", "The report's smoothed sentence-level BLEU-4 against its reference."),
+        "rouge_l": ("number", "The report's ROUGE-L F-measure against its reference."),
+        **{key: ("number", f"The report's {spec.title} against its reference, when the run "
+                           f"computed it (else empty: see report_metrics' {key}_note).")
+           for key, spec in metrics_model_metrics.SPECS.items()},
+        **_FINDING_LABEL_COLUMNS,
     },
 }
 
@@ -421,7 +627,7 @@ def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per column of every table exported: table, column, type, description."""
     rows = []
     for table, frame in frames.items():
-        known = DATA_DICTIONARY.get(table, {})
+        known = DATA_DICTIONARY.get(table) or METRIC_DICTIONARY.get(table, {})
         for column in frame.columns:
             kind, text = known.get(column, ("", "(not documented)"))
             rows.append({"table": table, "column": column, "type": kind,
@@ -541,14 +747,22 @@ def export_xlsx(frames: dict[str, pd.DataFrame], path: Path | str | BinaryIO) ->
         _write_sheet(writer, "data dictionary", data_dictionary(frames))
 
 
-def export_frames(trial: Trial, *, texts: bool = False) -> dict[str, pd.DataFrame]:
+#: The tables the data snapshot hash is over, in this order (``analysis.report.provenance``).
+SNAPSHOT_TABLES = ("cases", "readings", "ratings", "long")
+
+
+def export_frames(trial: Trial, *, texts: bool = False,
+                  metrics: bool = False) -> dict[str, pd.DataFrame]:
     """The tidy tables of a trial, in the fixed export order: cases, readings, ratings, long;
-    with ``texts``, then ``report_texts`` (:func:`report_texts`): only the statistician's and
-    coordinator's downloads ask for it (``analysis.views``); the report, its data snapshot and
-    its hash are over the four tables."""
+    with ``texts``, then ``report_texts`` (:func:`report_texts`); with ``metrics``, then the
+    newest metrics run's tables (:func:`metric_frames`, none without a run). Only the
+    statistician's and coordinator's downloads ask for texts (``analysis.views``); the
+    report's data snapshot and its hash are over the four tables (``SNAPSHOT_TABLES``)."""
     rating_rows, reading_rows = ratings(trial), readings(trial)
     frames = {"cases": cases(trial, readings_frame=reading_rows), "readings": reading_rows,
               "ratings": rating_rows, "long": long_format(rating_rows, reading_rows)}
     if texts:
         frames["report_texts"] = report_texts(trial)
+    if metrics:
+        frames.update(metric_frames(trial))
     return frames

@@ -490,15 +490,18 @@ def _story(context: dict[str, Any], styles: Styles) -> list[Flowable]:
     for number, section in enumerate(context.get("sections") or [], start=1):
         story += _heading(section.get("title", ""), styles, f"section{number}")
         story += [Paragraph(_markup(p, fonts), styles.body) for p in section.get("intro") or []]
-        for table in section.get("tables") or []:
-            story += table_flowables(table, styles)
-        for figure in section.get("figures") or []:
-            if consort and figure.get("png") == consort:  # shown once, under Participant flow
-                story.append(Paragraph(_markup(f"{figure.get('title', 'CONSORT flow')}: see "
-                                               "Participant flow above.", fonts), styles.body))
-                continue
-            story += figure_flowables(figure.get("title", figure.get("stem", "")),
-                                      figure.get("png"), styles)
+        # A section with ``blocks`` (tables, figures and paragraphs in reading order) is laid
+        # out in that order; the others put their tables first, then their figures.
+        blocks = section.get("blocks") or (
+            [{"table": t} for t in section.get("tables") or []]
+            + [{"figure": f} for f in section.get("figures") or []])
+        for block in blocks:
+            if "table" in block:
+                story += table_flowables(block["table"], styles)
+            elif "text" in block:
+                story.append(Paragraph(_markup(block["text"], fonts), styles.body))
+            elif "figure" in block:
+                story += _section_figure(block["figure"], consort, styles)
 
     notes = context.get("notes") or []
     if notes:
@@ -508,6 +511,17 @@ def _story(context: dict[str, Any], styles: Styles) -> list[Flowable]:
     story += _heading("Provenance", styles, "provenance")
     story += _provenance(prov, styles)
     return story
+
+
+def _section_figure(figure: dict[str, Any], consort: bytes | None,
+                    styles: Styles) -> list[Flowable]:
+    if consort and figure.get("png") == consort:  # shown once, under Participant flow
+        return [Paragraph(_markup(f"{figure.get('title', 'CONSORT flow')}: see Participant "
+                                  "flow above.", styles.fonts), styles.body)]
+    # A tall figure (small multiples) may take most of a page.
+    return figure_flowables(figure.get("title", figure.get("stem", "")), figure.get("png"),
+                            styles, max_height=CONSORT_MAX_H if figure.get("tall")
+                            else FIGURE_MAX_H)
 
 
 def _provenance(prov: dict[str, Any], styles: Styles) -> list[Flowable]:
@@ -532,6 +546,13 @@ def _provenance(prov: dict[str, Any], styles: Styles) -> list[Flowable]:
                                       rows), styles)
     else:
         out.append(Paragraph("Model endpoints: none.", styles.body))
+    run = prov.get("metrics_run")
+    out.append(Paragraph(_markup(
+        f"Report metrics: run {run['run']} of {run['created_at']}, labeller {run['labeller']} "
+        f"({'rule-based' if run['labeller_kind'] == 'rules' else run['labeller_kind']}, "
+        f"configuration {run['fingerprint']}), seed {run['seed']}, {run['resamples']} "
+        f"resamples; results SHA-256 {run['results_sha256']} (results, not in the data "
+        "snapshot hash)." if run else "Report metrics: no run stored.", fonts), styles.body))
     drafts = prov.get("draft_fingerprints") or []
     if drafts:
         rows = [[str(d.get("fingerprint", "")), str(d.get("endpoint", "")),

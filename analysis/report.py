@@ -4,7 +4,8 @@ One context (:func:`build_context`) feeds every output, so the file report, the 
 statistician's page in the browser show the same numbers. The report ends with provenance:
 the SHA-256 of the data snapshot (the tidy CSVs exactly as exported, concatenated in the
 fixed order cases, readings, ratings, long), the software versions and the model endpoints'
-fingerprints, so a result can be traced to its data and code and reproduced. Every CSV and
+fingerprints, and the automated report metrics run it shows (with its results' own hash), so
+a result can be traced to its data and code and reproduced. Every CSV and
 XLSX written (data and results tables) goes through ``datasets.neutralise``: user text such as
 a case id ``=1+2`` is never a live formula in a spreadsheet.
 """
@@ -32,7 +33,7 @@ from django.template.loader import render_to_string  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from analysis import datasets  # noqa: E402
+from analysis import datasets, metrics_section  # noqa: E402
 from analysis.consort import consort_png  # noqa: E402
 from analysis.models import OUTCOMES as OUTCOME_NAMES  # noqa: E402
 from analysis.models import SUBGROUPS as SUBGROUP_NAMES  # noqa: E402
@@ -202,10 +203,13 @@ def build_figures(ratings: pd.DataFrame, readings: pd.DataFrame, summary: dict, 
 # Provenance and the context
 # --------------------------------------------------------------------------------------------
 
-def provenance(trial: Trial, csv_files: dict[str, bytes]) -> dict[str, Any]:
-    """Data snapshot hash (over ``datasets.csv_files``' tables, the bytes exported), software
-    versions and model endpoint fingerprints."""
-    data_files = [name for name in csv_files if name != datasets.DICTIONARY_CSV]
+def provenance(trial: Trial, csv_files: dict[str, bytes],
+               metrics_run: Any = None) -> dict[str, Any]:
+    """Data snapshot hash (over ``datasets.csv_files``' data tables, the bytes exported; the
+    metric tables are results and left out), software versions, model endpoint fingerprints
+    and the metrics run the report shows (its results' own hash)."""
+    data_files = [name for name in csv_files
+                  if name.removesuffix(".csv") in datasets.SNAPSHOT_TABLES]
     digest = hashlib.sha256()
     for name in data_files:
         digest.update(csv_files[name])
@@ -234,6 +238,7 @@ def provenance(trial: Trial, csv_files: dict[str, bytes]) -> dict[str, Any]:
         "export_note": datasets.NEUTRALISATION_NOTE,
         "versions": versions, "model_endpoints": endpoints,
         "draft_fingerprints": list(drafts.values()),
+        "metrics_run": metrics_section.provenance(metrics_run),
         "generated_at": timezone.now().isoformat(timespec="seconds"),
     }
 
@@ -289,11 +294,12 @@ def _figure(pngs: dict[str, tuple[str, bytes]], stem: str) -> list[dict[str, Any
              "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}]
 
 
-def build_sections(summary: dict, names: Names,
-                   pngs: dict[str, tuple[str, bytes]]) -> list[dict[str, Any]]:
+def build_sections(summary: dict, names: Names, pngs: dict[str, tuple[str, bytes]],
+                   metrics: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The report's sections in order: plan, primary outcomes (the primary campaign), flow,
-    subgroups, findings, blinding, consistency flags, then every other campaign on its own
-    and, only when the plan says so, the pooled analysis."""
+    subgroups, findings, blinding, consistency flags, then every other campaign on its own,
+    only when the plan says so the pooled analysis, and last the report generation metrics
+    (``metrics``: ``metrics_section.build_section``'s section, when given)."""
     campaigns = summary.get("campaigns", {})
     primary = summary.get("primary_campaign", {})
     blinding = summary.get("blinding", {})
@@ -365,6 +371,8 @@ def build_sections(summary: dict, names: Names,
                                                    title="Outcomes, campaigns pooled",
                                                    outcomes=pooled["outcomes"],
                                                    with_time=False)], "figures": []})
+    if metrics is not None:
+        sections.append(metrics)
     return sections
 
 
@@ -388,12 +396,17 @@ def build_context(trial: Trial, *, figures: bool = True, mixed: bool = True,
     progress(2, steps, "figures")
     pngs = (build_figures(frames["ratings"], frames["readings"], summary, acr_campaigns=acr,
                           names=names) if figures else {})
+    run = datasets.latest_metrics_run(trial)
+    metrics, metric_pngs = metrics_section.build_section(run, names, trial.slug,
+                                                         figures=figures)
+    pngs.update(metric_pngs)
     progress(3, steps, "tables")
-    sections = build_sections(summary, names, pngs)
+    sections = build_sections(summary, names, pngs, metrics)
     tables = [table for section in sections for table in section["tables"]]
     progress(4, steps, "provenance")
-    csv_files = datasets.csv_files(frames)
-    prov = provenance(trial, csv_files)
+    metric_frames = datasets.metric_frames(trial, run)
+    csv_files = datasets.csv_files({**frames, **metric_frames})
+    prov = provenance(trial, csv_files, run)
     summary["provenance"] = prov
     summary["trial"] = {"slug": trial.slug, "name": trial.name,
                         "registry_id": trial.registry_id, "arm_names": names}
@@ -402,7 +415,8 @@ def build_context(trial: Trial, *, figures: bool = True, mixed: bool = True,
     return {
         "title": "Trial analysis report",
         "trial": summary["trial"], "trial_object": trial, "summary": summary,
-        "tables": tables, "sections": sections, "frames": frames, "csv_files": csv_files,
+        "tables": tables, "sections": sections, "frames": frames,
+        "metric_frames": metric_frames, "metrics_run": run, "csv_files": csv_files,
         "pngs": pngs, "provenance": prov, "generated_at": prov["generated_at"],
         "plan": plan, "consort_png": consort[1] if consort else None,
         "figures": [fig for section in sections for fig in section["figures"]],
@@ -457,7 +471,8 @@ def write_table_csv(table: Table, path: Path) -> None:
 def build_report(trial: Trial, out_dir: Path | str, *, figures: bool = True, pdf: bool = True,
                  mixed: bool = True, progress: Progress = _noop) -> ReportFiles:
     """Write summary.json, report.html (+ .pdf), tables/*.csv, figures/*.png and data/ (the
-    tidy CSVs, their data dictionary and an XLSX) into ``out_dir``."""
+    tidy CSVs, the newest metrics run's tables, their data dictionary and an XLSX) into
+    ``out_dir``."""
     out = Path(out_dir)
     for sub in ("tables", "figures", "data"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -475,7 +490,7 @@ def build_report(trial: Trial, out_dir: Path | str, *, figures: bool = True, pdf
         files.figures.append(path)
     files.data = datasets.export_csv(context["csv_files"], out / "data")
     xlsx = out / "data" / "data.xlsx"
-    datasets.export_xlsx(context["frames"], xlsx)
+    datasets.export_xlsx({**context["frames"], **context["metric_frames"]}, xlsx)
     files.data.append(xlsx)
     files.html.write_text(render_html(context))
     if files.pdf is not None:

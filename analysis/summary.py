@@ -48,9 +48,48 @@ NOTES = [
     "Preference: a case counts for A when a strict majority of its raters (3 of 5 as in the "
     "reference trial) preferred A; cases with fewer raters than the most rated case are "
     "dropped (counted); pooled-vote figures ignore clustering.",
-    f"Complex case: any reader ticked >= {COMPLEX_AT} findings other than {NO_FINDING} (no "
-    "reference labels are stored).",
 ]
+# ``complex_basis`` of the cases table (``analysis.datasets``): what complex_case comes from.
+GOLD_LABELS, READER_TICKS, NO_GOLD_LABELS = "gold_labels", "reader_ticks", "no_gold_labels"
+
+
+def complex_case_definition(cases: pd.DataFrame) -> dict[str, Any]:
+    """Which complex-case definition the cases table used, in words for the notes.
+
+    Gold labels when any case's ``complex_basis`` is ``gold_labels`` (the trial has a gold
+    label set; cases it does not label are left out of the subgroup, counted); else the
+    readers' ticks (tables without ``complex_basis``, as simulated ones, are ticks too)."""
+    basis = cases["complex_basis"] if "complex_basis" in cases else pd.Series(dtype=object)
+    flagged = cases["complex_case"].fillna(False).astype(bool) if len(cases) else basis
+    if len(cases) and (basis == GOLD_LABELS).any():
+        labelled = basis == GOLD_LABELS
+        read = (pd.to_numeric(cases["n_readings_submitted"], errors="coerce").fillna(0) > 0
+                if "n_readings_submitted" in cases else pd.Series(True, index=cases.index))
+        unlabelled_read = int((~labelled & read).sum())
+        n_complex = int((flagged & labelled).sum())
+        text = (f"Complex case: >= {COMPLEX_AT} findings other than {NO_FINDING} in the "
+                f"trial's gold-standard labels ({int(labelled.sum())} cases labelled, "
+                f"{n_complex} complex). ")
+        text += (f"{unlabelled_read} read case(s) have no gold labels and are left out of the "
+                 "complex-case subgroup (not classified: the readers' ticks are not used "
+                 "instead, since they are made after randomisation and may depend on the arm)."
+                 if unlabelled_read else "Every read case has gold labels.")
+        return {"basis": GOLD_LABELS, "text": text, "n_labelled": int(labelled.sum()),
+                "n_complex": n_complex, "n_read_without_gold_labels": unlabelled_read}
+    return {"basis": READER_TICKS, "n_complex": int(flagged.sum()) if len(cases) else 0,
+            "text": f"Complex case: any reader ticked >= {COMPLEX_AT} findings other than "
+                    f"{NO_FINDING} (the trial has no gold-standard label set; with one, its "
+                    "labels define the subgroup)."}
+
+
+def complex_case_ids(readings: pd.DataFrame, cases: pd.DataFrame) -> set[Any]:
+    """The complex cases, by :func:`complex_case_definition`'s rule (with no classified case
+    in the cases table, any submitted reading that ticked >= 3)."""
+    if len(cases) and cases["complex_case"].notna().any():
+        return set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
+    if not len(readings):
+        return set()
+    return set(readings.loc[readings["complex_case"].fillna(False).astype(bool), "case"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,10 +399,7 @@ def reading_time(readings: pd.DataFrame, cases: pd.DataFrame, *, confidence: flo
     times = times[times["reading_seconds"].notna()]
     if not len(times):
         return unavailable("no submitted readings yet")
-    if len(cases) and cases["complex_case"].notna().any():
-        complex_cases = set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
-    else:
-        complex_cases = set(times.loc[times["complex_case"].astype(bool), "case"])
+    complex_cases = complex_case_ids(times, cases)
     subset = times[times["case"].isin(complex_cases)]
     return {
         "available": True,
@@ -562,11 +598,7 @@ def subgroups(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
               primary: Any) -> dict[str, Any]:
     """Complex cases and each site: quality and agreement (primary campaign) and reading time,
     independent t-tests; labelled pre-specified only when the plan lists the subgroup."""
-    if len(cases) and cases["complex_case"].notna().any():
-        complex_cases = set(cases.loc[cases["complex_case"].fillna(False).astype(bool), "case"])
-    else:
-        complex_cases = set(readings.loc[readings["complex_case"].fillna(False).astype(bool),
-                                         "case"]) if len(readings) else set()
+    complex_cases = complex_case_ids(readings, cases)
     groups: dict[str, tuple[str, set[Any]]] = {"complex_cases": ("complex_cases",
                                                                  complex_cases)}
     sites = sorted(set(cases["site"].dropna()), key=str) if len(cases) else []
@@ -643,6 +675,7 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
     one), and campaigns are pooled only in ``pooled``, when the plan says so.
     """
     acr = set(acr_campaigns)
+    complex_definition = complex_case_definition(cases)
     confidence = 1 - float(plan["alpha"]) if plan else 0.95
     missing = plan.get("missing_ratings", "available") if plan else "available"
     known = _campaigns_seen(ratings, campaigns)
@@ -674,7 +707,8 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
                   "label": "pooled as the analysis plan pre-specifies: campaigns "
                            + ", ".join(str(known.get(i, {}).get("name", i)) for i in ids)}
     summary = {
-        "notes": NOTES,
+        "notes": [*NOTES, complex_definition["text"]],
+        "complex_case_definition": complex_definition,
         "plan": plan,
         "confidence": confidence,
         "primary_campaign": {"id": primary, "why": why,
@@ -703,5 +737,7 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
         "subgroups": subgroups(ratings, readings, cases, acr=acr, confidence=confidence,
                                plan=plan, primary=primary),
     }
+    if "complex_cases" in summary["subgroups"]:
+        summary["subgroups"]["complex_cases"]["definition"] = complex_definition["text"]
     _label_bases(summary, plan, primary)
     return clean(summary)

@@ -328,9 +328,11 @@ def subgroup_table(summary: dict, names: Names) -> Table:
             rows.append([label, str(entry["n_cases"]), title, f(c["difference"], digits),
                          ci(c["ci_low"], c["ci_high"], digits + 1), p_value(c["p"]),
                          c.get("basis", "")])
+    definition = summary.get("complex_case_definition", {}).get("text", "")
     return Table("subgroups", "Subgroups", columns, rows,
                  f"Independent t-tests within each subgroup; scores {names[AI]} − "
-                 f"{names[SCP]} (primary campaign), reading time {names[SCP]} − {names[AI]}.")
+                 f"{names[SCP]} (primary campaign), reading time {names[SCP]} − {names[AI]}."
+                 + (f" {definition}" if definition else ""))
 
 
 def retrospective_tables(retro: dict, ident: dict, names: Names, *, prefix: str = "",
