@@ -76,6 +76,22 @@ def setup_django(env: dict[str, str]) -> None:
     call_command("migrate", verbosity=0)
 
 
+def bench_env(pg, redis_url: str, tmp: Path, database: str) -> dict[str, str]:
+    """A fresh database ``database`` on ``pg`` and the environment a worker would have."""
+    create_database(pg.url, database)
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgresql://{pg.user}@{pg.host}:{pg.port}/{database}",
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(tmp / "media"),
+        "DATA_DIR": str(tmp / "data"),
+        "SECRET_KEY": "benchmark-only-secret-key",
+        "DEMO_MODE": "", "DEBUG": "",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
 def create_database(server_url: str, name: str) -> None:
     import psycopg
 
@@ -249,18 +265,7 @@ def main() -> None:
         redis_url = stack.enter_context(redis_server())
         fake = stack.enter_context(fake_openai_server())
         fake.default = Reply(delay=args.delay)
-        create_database(pg.url, "cxr_bench")
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"postgresql://{pg.user}@{pg.host}:{pg.port}/cxr_bench",
-            "REDIS_URL": redis_url,
-            "MEDIA_ROOT": str(tmp / "media"),
-            "DATA_DIR": str(tmp / "data"),
-            "SECRET_KEY": "benchmark-only-secret-key",
-            "DEMO_MODE": "", "DEBUG": "",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
+        env = bench_env(pg, redis_url, tmp, "cxr_bench")
         setup_django(env)
         (tmp / "dicom").mkdir()
         spare_count = WARMUP_PER_WORKER * 4

@@ -179,17 +179,20 @@ def _per_finding(x: np.ndarray) -> list[dict[str, Any]]:
 def _paired(a_name: str, b_name: str, xa: np.ndarray, xb: np.ndarray, *, fns: dict,
             keys: Sequence[str], seed: int, resamples: int, permutations: int,
             alpha: float) -> list[dict[str, Any]]:
+    """Every metric's paired difference at once: one permutation test and one paired
+    bootstrap over the stacked metrics (their sums do not depend on the metric)."""
     n = len(xa)
     weights = resample.bootstrap_weights(n, resamples, seed)
-    rows = []
-    for key in keys:
-        fn = fns[key]
-        test = resample.paired_permutation(fn, xa, xb, permutations=permutations, seed=seed)
-        low, high = resample.paired_bootstrap_ci(fn, xa, xb, weights, alpha)
-        rows.append({"a": a_name, "b": b_name, "metric": key, "n": n,
-                     "difference": _num(test["difference"]), "ci_low": _num(low),
-                     "ci_high": _num(high), "p": _num(test["p"])})
-    return rows
+
+    def stacked(s: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(fns[key](s), dtype=float) for key in keys], axis=-1)
+
+    test = resample.paired_permutation(stacked, xa, xb, permutations=permutations, seed=seed)
+    low, high = resample.paired_bootstrap_ci(stacked, xa, xb, weights, alpha)
+    return [{"a": a_name, "b": b_name, "metric": key, "n": n,
+             "difference": _num(test["difference"][i]), "ci_low": _num(low[i]),
+             "ci_high": _num(high[i]), "p": _num(test["p"][i])}
+            for i, key in enumerate(keys)]
 
 
 def _comparison(comparison: sources.Comparison, labels: Labels, *, seed: int, resamples: int,

@@ -62,13 +62,15 @@ def retrospective(trial: Trial) -> list[Comparison]:
                                             ).order_by("pk"):
         comparison = Comparison(key=f"campaign-{campaign.pk}", title=campaign.name,
                                 study="retrospective", reference=RatedReport.PUBLISHED)
-        for report in RatedReport.objects.filter(campaign=campaign).select_related("case"):
-            text = report_text(report.shown_findings, report.shown_impression)
-            comparison.case_ids[report.case_id] = report.case.case_id
-            if report.source == RatedReport.PUBLISHED:
-                comparison.references[report.case_id] = text
+        rows = RatedReport.objects.filter(campaign=campaign).values_list(
+            "case_id", "case__case_id", "source", "shown_findings", "shown_impression")
+        for case, case_id, source, findings, impression in rows.iterator(chunk_size=5000):
+            text = report_text(findings, impression)
+            comparison.case_ids[case] = case_id
+            if source == RatedReport.PUBLISHED:
+                comparison.references[case] = text
             else:
-                comparison.sources.setdefault(report.source, {})[report.case_id] = text
+                comparison.sources.setdefault(source, {})[case] = text
         if comparison.references and comparison.sources:
             found.append(comparison)
     return found

@@ -204,3 +204,29 @@ def test_exports_have_one_row_per_source_and_per_report(world, results) -> None:
     expected = labels(text_of(world.reports["modelB"]["R001"]))
     assert [row[f.lower().replace(" ", "_")] for f in FINDINGS] == expected
     assert set(tables["kappa"]["source"]) == {"published", "modelA", "modelB"}
+
+
+def test_paired_p_equals_a_slow_randomisation_with_scikit_learn(world, results) -> None:
+    """The approximate randomisation test recomputed case by case: each permutation keeps a
+    case's two reports where the seeded uniform is < 0.5, else swaps them, and F1-14 micro of
+    both sides comes from scikit-learn."""
+    hyps_a, refs = pairs(world, "modelA")
+    hyps_b, _ = pairs(world, "modelB")
+    y_ref = np.array([labels(r) for r in refs])
+    y_a = np.array([labels(h) for h in hyps_a])
+    y_b = np.array([labels(h) for h in hyps_b])
+
+    def f1(y):
+        return f1_score(y_ref, y, average="micro", zero_division=0)
+
+    observed = f1(y_a) - f1(y_b)
+    rng = np.random.default_rng(SEED)
+    draws = rng.random((300, len(refs)))
+    extreme = 0
+    for keep in draws < 0.5:
+        side_a = np.where(keep[:, None], y_a, y_b)
+        side_b = np.where(keep[:, None], y_b, y_a)
+        extreme += abs(f1(side_a) - f1(side_b)) >= abs(observed) - 1e-12
+    (row,) = [p for p in results["comparisons"][0]["paired"] if p["metric"] == "f1_14_micro"]
+    assert row["difference"] == pytest.approx(observed, abs=1e-12)
+    assert row["p"] == pytest.approx((1 + extreme) / 301, abs=1e-12)

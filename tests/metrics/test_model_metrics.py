@@ -15,8 +15,9 @@ from tests.support.metrics_world import SENTENCES, build_metrics_world
 
 WORDS = sorted({w for text in SENTENCES.values() for w in text.lower().replace(".", " . ")
                 .replace(",", " , ").split()}
-               | set("the lungs are clear no pleural effusion or pneumothorax heart size is normal"
-                     " acute cardiopulmonary abnormality abnormal chest radiograph".split()))
+               | {"the", "lungs", "are", "clear", "no", "pleural", "effusion", "or",
+                  "pneumothorax", "heart", "size", "is", "normal", "acute", "cardiopulmonary",
+                  "abnormality", "abnormal", "chest", "radiograph"})
 
 
 @pytest.fixture(scope="module")
