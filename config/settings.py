@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "reader",
     "rating",
     "notify",
+    "pacs",
     "metrics",
     "analysis",
     "monitor",
@@ -259,6 +260,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600},
     },
 }
+
+# DICOM networking (pacs/): the listener's AE title and port, where received instances wait,
+# and how long a study must be quiet (no new instance) before it is imported.
+DICOM_LISTENER_AE_TITLE = os.environ.get("DICOM_LISTENER_AE_TITLE", "CXRTRIALS")
+DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
+DICOM_SPOOL_DIR = Path(os.environ.get("DICOM_SPOOL_DIR", DATA_DIR / "spool"))
+DICOM_STUDY_QUIET_SECONDS = float(os.environ.get("DICOM_STUDY_QUIET_SECONDS", "30"))
 
 # Work counted as overdue (dashboard, coordinators' e-mails): a reading open longer than
 # OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.

@@ -11,6 +11,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # report.pdf: DejaVu Sans (±, −, →, ≥, χ²) and poppler's pdftotext/pdftoppm (tests/analysis/test_pdf.py).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+# A real PACS for the DICOM networking tests (tests/support/orthanc.py): Orthanc and its
+# DICOMweb plugin.
+command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
+ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing+=(orthanc-dicomweb)
 # Debian ships ensurepip (which "python -m venv" needs) in python3.11-venv / python3-venv.
 if [ ! -x .venv/bin/python ] && python="$(find_python 2>/dev/null)" &&
    ! "$python" -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1; then

@@ -1,0 +1,124 @@
+"""Studies that arrive over the network go through the same import as files do.
+
+The listener writes each received instance into a spool folder per site and study, atomically
+(a temporary name, then a rename): an association that dies half-way leaves whole files and
+nothing partial. A study is imported only once it has been quiet (no new instance) for
+``DICOM_STUDY_QUIET_SECONDS``: ``settle`` then hands its folder to ``trial.dicom.importer.
+import_path`` (validation, de-identification, de-duplication, one transaction per file, the
+import job's report) and removes it. STOW-RS imports each instance at once with
+``import_instance`` (the sender waits for the per-instance answer), through the same
+``import_file``.
+
+Spool names are hashes of the UIDs, never the UIDs: the identified files stay only until they
+are imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+from trial.dicom.importer import import_file, import_path
+from trial.dicom.sources import SourceFile
+from trial.models import ImportJob, Site
+
+logger = logging.getLogger(__name__)
+
+PART = ".part"
+CLAIMED = ".importing-"
+
+
+def spool_root() -> Path:
+    return Path(settings.DICOM_SPOOL_DIR)
+
+
+def _name(uid: str) -> str:
+    return hashlib.sha256(uid.encode()).hexdigest()[:32]
+
+
+def study_folder(site: Site, study_uid: str) -> Path:
+    return spool_root() / f"site-{site.pk}" / _name(study_uid)
+
+
+def receive(site: Site, data: bytes, *, study_uid: str, sop_uid: str) -> Path:
+    """Write one received instance (its DICOM file bytes) into the study's spool folder."""
+    folder = study_folder(site, study_uid)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{_name(sop_uid)}.dcm"
+    temporary = folder / f"{uuid.uuid4().hex}{PART}"
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, target)  # whole file or none
+    return target
+
+
+def _newest(folder: Path) -> float:
+    stamps = [p.stat().st_mtime for p in folder.iterdir() if p.suffix == ".dcm"]
+    return max(stamps, default=0.0)
+
+
+def quiet_seconds() -> float:
+    return float(settings.DICOM_STUDY_QUIET_SECONDS)
+
+
+def waiting(*, now: float | None = None) -> list[tuple[Site, Path, bool]]:
+    """(site, study folder, quiet enough to import) for every spooled study."""
+    now = time.time() if now is None else now
+    found = []
+    root = spool_root()
+    if not root.exists():
+        return found
+    sites = {f"site-{site.pk}": site for site in Site.objects.select_related("trial")}
+    for site_dir in sorted(root.iterdir()):
+        site = sites.get(site_dir.name)
+        if site is None or not site_dir.is_dir():
+            continue
+        for folder in sorted(site_dir.iterdir()):
+            if folder.is_dir() and not folder.name.startswith(CLAIMED):
+                newest = _newest(folder)
+                found.append((site, folder, bool(newest) and now - newest >= quiet_seconds()))
+    return found
+
+
+def settle(*, now: float | None = None) -> list[ImportJob]:
+    """Import every spooled study quiet for ``DICOM_STUDY_QUIET_SECONDS``; one job each."""
+    jobs = []
+    for site, folder, quiet in waiting(now=now):
+        if not quiet:
+            continue
+        claimed = folder.with_name(f"{CLAIMED}{uuid.uuid4().hex[:8]}-{folder.name}")
+        try:
+            folder.rename(claimed)  # another settle took it first: skip
+        except OSError:
+            continue
+        for leftover in claimed.glob(f"*{PART}"):  # a write that never finished
+            leftover.unlink(missing_ok=True)
+        try:
+            jobs.append(import_path(claimed, trial=site.trial, site=site))
+        except Exception:
+            logger.exception("Import of a received study for site %s failed; kept in %s",
+                             site, claimed)
+            continue
+        shutil.rmtree(claimed, ignore_errors=True)
+    return jobs
+
+
+def import_instance(site: Site, data: bytes, *, name: str,
+                    job: ImportJob | None = None) -> dict:
+    """Import one instance now (STOW-RS): the import's report entry (imported, duplicate or
+    rejected with its reason)."""
+    with tempfile.TemporaryDirectory(prefix="cxr-stow-") as tmp:
+        path = Path(tmp) / "instance.dcm"
+        path.write_bytes(data)
+        return import_file(SourceFile(name=name, path=path), trial=site.trial, site=site,
+                           job=job)
