@@ -127,10 +127,16 @@ def count_link(tool: ChatTool, which: str) -> str:
 
 
 def progress_links(tool: ChatTool) -> str:
-    """One line: the tool's rows of its current configuration per status, each a link."""
+    """A progress bar of the tool's rows of its current configuration (finished of all), then
+    one line per status, each a link; the page refreshes nothing itself: reload to follow."""
     parts = (("done", "done"), ("failed", "failed"), ("queued", "queued or running"))
-    return format_html_join(" · ", "{} {}", ((count_link(tool, which), words)
-                                             for which, words in parts))
+    counts = status_counts(tool)
+    total = sum(counts.values())
+    finished = counts.get("done", 0) + counts.get("failed", 0)
+    bar = format_html('<progress value="{}" max="{}" title="{} of {} finished"></progress> ',
+                      finished, total, finished, total) if total else ""
+    return bar + format_html_join(" · ", "{} {}", ((count_link(tool, which), words)
+                                                   for which, words in parts))
 
 
 def all_texts(trial: Trial) -> list[str]:
