@@ -385,8 +385,9 @@ def test_label_all_and_retry_with_an_llm_labeller(world: World, fake_model) -> N
         "&status__exact=done"))
     assert f'<a href="{done}">{N_TEXTS + 1}</a>' in html
     total = N_TEXTS + 1
+    detail = page(client.get(reverse("admin:metrics_labeller_change", args=[labeller.pk])))
     assert (f'<progress value="{total}" max="{total}" title="{total} of {total} finished">'
-            in html)
+            in detail)
 
 
 def test_the_retry_action_of_the_labelling_list(metrics: Metrics, fake_model) -> None:
