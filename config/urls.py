@@ -51,6 +51,7 @@ urlpatterns = [
     path("api/redoc/", csp_update({"worker-src": ["'self'", "blob:"]})(
         SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("analysis/", include("analysis.urls")),
+    path("dicomweb/", include("pacs.urls")),  # STOW-RS for sites' systems (token)
     # Two-factor sign-in: the code after the password, set-up, recovery codes (accounts/).
     path("accounts/two-factor/", include("accounts.urls")),
     # Password reset ("Forgot your password?") and invitations' links: a one-time link by

@@ -122,3 +122,25 @@ def import_instance(site: Site, data: bytes, *, name: str,
         path.write_bytes(data)
         return import_file(SourceFile(name=name, path=path), trial=site.trial, site=site,
                            job=job)
+
+
+def recover() -> int:
+    """Queue again the study folders a stopped import left claimed (the listener stopped or
+    died during ``settle``): ``waiting`` skips claimed folders, so they would never be
+    imported. Their files that did go in come back as duplicates. Called when the listener
+    starts, before anything settles (one listener per spool)."""
+    root = spool_root()
+    if not root.exists():
+        return 0
+    count = 0
+    for claimed in sorted(root.glob(f"site-*/{CLAIMED}*")):
+        if not claimed.is_dir():
+            continue
+        original = claimed.with_name(claimed.name[len(CLAIMED):].split("-", 1)[-1])
+        original.mkdir(exist_ok=True)
+        for item in claimed.iterdir():
+            if item.suffix == ".dcm":
+                os.replace(item, original / item.name)
+        shutil.rmtree(claimed, ignore_errors=True)
+        count += 1
+    return count
