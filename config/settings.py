@@ -267,6 +267,12 @@ DICOM_LISTENER_AE_TITLE = os.environ.get("DICOM_LISTENER_AE_TITLE", "CXRTRIALS")
 DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
 DICOM_SPOOL_DIR = Path(os.environ.get("DICOM_SPOOL_DIR", DATA_DIR / "spool"))
 DICOM_STUDY_QUIET_SECONDS = float(os.environ.get("DICOM_STUDY_QUIET_SECONDS", "30"))
+# The key (a Fernet key) that encrypts the original study identifiers a site allows the
+# platform to keep (pacs.UidLink). Empty: none are kept, reports carry pseudonymous ids.
+PACS_UID_KEY = os.environ.get("PACS_UID_KEY", "")
+# The platform's AE title when it calls a PACS (C-FIND, C-MOVE, C-STORE of reports); C-MOVE
+# sends studies to the listener (DICOM_LISTENER_AE_TITLE).
+DICOM_CALLING_AE_TITLE = os.environ.get("DICOM_CALLING_AE_TITLE", "CXRTRIALS")
 
 # Work counted as overdue (dashboard, coordinators' e-mails): a reading open longer than
 # OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.

@@ -118,3 +118,118 @@ class RemoteNode(models.Model):
             raise ValidationError("A DIMSE node needs its AE title, host and port.")
         if self.protocol == self.Protocol.DICOMWEB and not self.base_url:
             raise ValidationError("A DICOMweb node needs its base URL.")
+
+
+class PullRun(models.Model):
+    """One request to pull studies from a site's PACS: a list of accession numbers (or a date
+    range), each followed by a ``PullItem``. A second run of the same list skips what is in."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="pull_runs")
+    node = models.ForeignKey(RemoteNode, on_delete=models.PROTECT, related_name="pull_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    request = models.CharField(max_length=300, blank=True,
+                               help_text="What was asked, without identifiers (e.g. '120 "
+                                         "accession numbers from worklist.csv').")
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    audit_type = "pacs.PullRun"
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Pull from {self.node} ({self.status})"
+
+
+class PullItem(models.Model):
+    """One accession number of a pull: what happened to it. The accession number itself is an
+    identifier and is not stored: ``accession_key`` is its salted hash (the trial's salt), so
+    a later run recognises it, and ``line`` says where it was in the requested list."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IMPORTED = "imported", "Imported"
+        DUPLICATE = "duplicate", "Already in the trial"
+        NOT_FOUND = "not_found", "Not found"
+        REFUSED = "refused", "Refused"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(PullRun, on_delete=models.CASCADE, related_name="items")
+    line = models.PositiveIntegerField(help_text="Its place in the requested list (1-based).")
+    accession_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    instances = models.PositiveIntegerField(default=0)
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "line"]
+        constraints = [models.UniqueConstraint(fields=["run", "accession_key"],
+                                               name="one_pull_item_per_accession")]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.status}"
+
+
+class UidLink(models.Model):
+    """The original identifiers of a case's study as its site knows them, encrypted at rest
+    (``PACS_UID_KEY``), kept only where the site's node allows it (``keep_original_uids``): a
+    final report sent back then references the study the site can find."""
+
+    case = models.OneToOneField("trial.Case", on_delete=models.CASCADE, related_name="uid_link")
+    token = models.BinaryField(help_text="Fernet token of the JSON of the original study UID "
+                                         "and accession number.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Original identifiers of case {self.case_id} (encrypted)"
+
+
+class ReportDelivery(models.Model):
+    """A signed final report sent to a site's PACS as a DICOM Basic Text SR: claimed, sent and
+    stored like a draft, retried with backoff, failures visible and retryable."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    review = models.ForeignKey("reader.Review", on_delete=models.PROTECT,
+                               related_name="deliveries")
+    node = models.ForeignKey(RemoteNode, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True,
+                                        help_text="The SR's SOP Instance UID.")
+    queued_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    audit_type = "pacs.ReportDelivery"
+
+    class Meta:
+        ordering = ["-queued_at"]
+        constraints = [models.UniqueConstraint(fields=["review", "node"],
+                                               name="one_delivery_per_review_and_node")]
+        indexes = [models.Index(fields=["status", "queued_at"], name="delivery_status")]
+
+    def __str__(self) -> str:
+        return f"Report of case {self.review.case_id} to {self.node} ({self.status})"
