@@ -144,3 +144,44 @@ def recover() -> int:
         shutil.rmtree(claimed, ignore_errors=True)
         count += 1
     return count
+
+
+def _claim(folder: Path) -> Path | None:
+    """Take a study folder for import (None: not there, or a ``settle`` took it first)."""
+    claimed = folder.with_name(f"{CLAIMED}{uuid.uuid4().hex[:8]}-{folder.name}")
+    try:
+        folder.rename(claimed)
+    except OSError:
+        return None
+    for leftover in claimed.glob(f"*{PART}"):  # a write that never finished
+        leftover.unlink(missing_ok=True)
+    return claimed
+
+
+def import_study(site: Site, study_uid: str, *, job: ImportJob | None = None, by=None,
+                 name: str = "instance") -> list[dict] | None:
+    """Import one spooled study now, without waiting for it to be quiet (a pull's C-MOVE has
+    just delivered it whole): the report entries of its instances, each through
+    ``import_file``; None if its folder is not (or no longer) in the spool. The folder goes
+    once imported; if the import itself breaks, it is kept claimed (``recover`` queues it
+    again)."""
+    claimed = _claim(study_folder(site, study_uid))
+    if claimed is None:
+        return None
+    entries = []
+    for n, path in enumerate(sorted(claimed.glob("*.dcm")), start=1):
+        entries.append(import_file(SourceFile(name=f"{name} {n}", path=path), trial=site.trial,
+                                   site=site, by=by, job=job))
+    shutil.rmtree(claimed, ignore_errors=True)
+    return entries
+
+
+def discard_study(site: Site, study_uid: str) -> int:
+    """Remove what arrived of a study whose retrieval failed (nothing half-imported); the
+    number of instances removed."""
+    claimed = _claim(study_folder(site, study_uid))
+    if claimed is None:
+        return 0
+    count = len(list(claimed.glob("*.dcm")))
+    shutil.rmtree(claimed, ignore_errors=True)
+    return count
