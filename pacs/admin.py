@@ -12,12 +12,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from rest_framework.authtoken.models import Token
 
 from trial import audit
-from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin
+from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin, call_service
 
 from .models import CallingAE, PullItem, PullRun, RemoteNode, ReportDelivery, SiteSender
 
@@ -39,7 +43,7 @@ class RemoteNodeAdmin(TrialScopedAdmin):
     trial_path = "site__trial"
     audited = True
     list_display = ("name", "site", "protocol", "retrieve", "receives_reports",
-                    "keep_original_uids")
+                    "keep_original_uids", "pull_link")
     list_filter = (("site__trial", RELATED_ONLY), "protocol")
     fieldsets = (
         (None, {"fields": ("site", "name", "protocol", "timeout_s")}),
@@ -52,6 +56,47 @@ class RemoteNodeAdmin(TrialScopedAdmin):
         if db_field.name == "base_url":  # a PACS on the hospital's LAN usually speaks http
             kwargs["assume_scheme"] = "http"
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [path("<int:pk>/pull/", self.admin_site.admin_view(self.pull_view),
+                     name="pacs_remotenode_pull"), *super().get_urls()]
+
+    @admin.display(description="pull")
+    def pull_link(self, obj: RemoteNode) -> str:
+        if not obj.retrieve:
+            return "–"
+        return format_html('<a href="{}">Pull studies…</a>',
+                           reverse("admin:pacs_remotenode_pull", args=[obj.pk]))
+
+    def pull_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Accession numbers in, a pull run out, with each line's outcome shown once."""
+        from .pull import pull
+
+        node = self.get_object(request, str(pk))
+        if node is None or not self.has_change_permission(request, node):
+            raise PermissionDenied
+        form = PullForm(request.POST or None)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "node": node, "title": f"Pull studies from {node.name}"}
+        if request.method == "POST" and form.is_valid():
+            accessions = form.cleaned_data["accessions"]
+            done, run = call_service(self, request, pull, node.site, node, accessions,
+                                     by=request.user, request_label="the admin's form")
+            if done:
+                items = list(run.items.select_related("case").order_by("line"))
+                for item in items:
+                    item.accession = run.accessions.get(item.line, "")
+                context.update(run=run, items=items, form=PullForm())
+        return TemplateResponse(request, "admin/pacs/remotenode/pull.html", context)
+
+
+class PullForm(forms.Form):
+    accessions = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 40}), label="Accession numbers",
+        help_text="One per line (blank lines are ignored).")
+
+    def clean_accessions(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["accessions"].splitlines()]
 
 
 class SenderForm(forms.ModelForm):

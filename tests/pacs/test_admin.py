@@ -88,3 +88,25 @@ def test_pull_runs_are_read_only(world) -> None:
     page = client.get(reverse("admin:pacs_pullrun_change", args=[run.pk]))
     assert page.status_code == 200 and "3 accession numbers" in page.content.decode()
     assert client.get(reverse("admin:pacs_pullrun_add")).status_code == 403
+
+
+def test_the_pull_page_reports_each_line_and_stores_no_accession(world, monkeypatch) -> None:
+    from pacs import pull
+    from pacs.models import PullItem
+    from tests.support.draft_world import dead_url
+
+    monkeypatch.setattr(pull, "_pause", lambda seconds: None)
+    node = RemoteNode.objects.create(site=world.site, name="PACS", protocol="dicomweb",
+                                     base_url=dead_url())
+    client = world.client("coordinator")
+    url = reverse("admin:pacs_remotenode_pull", args=[node.pk])
+    assert "Pull the studies" in client.get(url).content.decode()
+    page = client.post(url, {"accessions": "ACC-777001\n\nACC-777002\n"}).content.decode()
+    run = PullRun.objects.get()
+    assert run.request == "2 accession number(s) from the admin's form"
+    assert "ACC-777001" in page and "ACC-777002" in page  # shown once, to whoever typed them
+    assert page.count("failed") >= 2
+    stored = [str(v) for v in PullItem.objects.values_list("accession_key", "reason")]
+    assert not any("777" in value for value in stored + [run.request])
+    other = world.client("other_coordinator")
+    assert other.get(url).status_code == 403
