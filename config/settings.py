@@ -252,6 +252,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trial.tasks.sweep_drafts",
         "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
     },
+    "sweep-report-deliveries": {  # final reports to sites' PACS never sent or lost
+        "task": "pacs.tasks.sweep_deliveries",
+        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
+    },
     "take-over-drafts": {
         "task": "drafting.tasks.take_over_drafts",
         "schedule": DRAFT_TAKEOVER_SECONDS,
@@ -273,6 +277,10 @@ PACS_UID_KEY = os.environ.get("PACS_UID_KEY", "")
 # The platform's AE title when it calls a PACS (C-FIND, C-MOVE, C-STORE of reports); C-MOVE
 # sends studies to the listener (DICOM_LISTENER_AE_TITLE).
 DICOM_CALLING_AE_TITLE = os.environ.get("DICOM_CALLING_AE_TITLE", "CXRTRIALS")
+# Sending signed final reports to sites' PACS (pacs.delivery): attempts before a delivery
+# fails (connection errors, timeouts, rejections, 5xx), and the backoff's base (seconds).
+PACS_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("PACS_DELIVERY_MAX_ATTEMPTS", "5"))
+PACS_DELIVERY_BACKOFF_S = float(os.environ.get("PACS_DELIVERY_BACKOFF_S", "30"))
 
 # Work counted as overdue (dashboard, coordinators' e-mails): a reading open longer than
 # OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.

@@ -43,6 +43,7 @@ urlpatterns = [
     path("api/", include("rating.api.urls")),
     path("api/", include("drafting.api.urls")),
     path("api/", include("trial.api.urls")),
+    path("api/", include("pacs.api.urls")),  # FHIR DiagnosticReport of a final report
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI with its start-up script at ?script (no inline script, see the CSP), and ReDoc,
     # whose search runs in a worker it makes from a blob: (allowed on that page only).

@@ -47,7 +47,7 @@ from rating.models import Campaign, RaterItem
 from reader.models import Reading, Review
 from trial.models import Arm, Assignment, Case, Membership, Role, Site, Trial
 
-from . import figures
+from . import deliveries, figures
 
 # A period of the enrolment curve is a day while the trial is younger than this, else a week.
 DAILY_UP_TO_DAYS = 60
@@ -488,6 +488,7 @@ def dashboard_data(trial: Trial, *, now: datetime | None = None, links: bool = T
                                per_arm[arm]["overdue"], per_arm[arm]["deviations"]])
                  for arm in ARMS]
     draft_table = [(f"f-{i}", [reason, n]) for i, (reason, n) in enumerate(reasons.items())]
+    numbers["deliveries.failed"], delivery_table = deliveries.failed_rows(trial)
 
     return {
         "trial": {"slug": trial.slug, "name": trial.name, "status": trial.get_status_display()},
@@ -516,6 +517,8 @@ def dashboard_data(trial: Trial, *, now: datetime | None = None, links: bool = T
                                  "No protocol deviation recorded.", 2),
             "overdue": _table(["Who", "Role", "What", "How many"], overdue_table,
                               "Nothing overdue.", 3),
+            "deliveries": _table(["Case", "PACS", "Reason", "Attempts"], delivery_table,
+                                 "No failed delivery.", 3),
         },
         "figures": {
             "enrolment": curve,
@@ -527,7 +530,8 @@ def dashboard_data(trial: Trial, *, now: datetime | None = None, links: bool = T
             people=people, reader_table=reader_table, seniors=seniors, in_review=in_review,
             unopened=unopened, sites=sites, covered=covered, everywhere=everywhere,
             readings=readings, campaigns=campaigns, per_campaign=per_campaign,
-            reading_hours=reading_hours, review_days=review_days),
+            reading_hours=reading_hours, review_days=review_days,
+            deliveries_failed=numbers["deliveries.failed"]),
     }
 
 
@@ -560,7 +564,7 @@ def next_actions(trial: Trial, *, links: bool, cases: dict[str, int], draft_n: d
                  sites: list[dict[str, Any]], covered: set, everywhere: bool,
                  readings: dict[str, int], campaigns: list[dict[str, Any]],
                  per_campaign: dict[int, dict[str, int]], reading_hours: float,
-                 review_days: float) -> list[dict[str, Any]]:
+                 review_days: float, deliveries_failed: int = 0) -> list[dict[str, Any]]:
     """Plain sentences, most pressing first; each with a link where the coordinator acts."""
     actions: list[dict[str, Any]] = []
 
@@ -587,6 +591,9 @@ def next_actions(trial: Trial, *, links: bool, cases: dict[str, int], draft_n: d
     if draft_n["failed"]:
         add(f"{plural(draft_n['failed'], 'draft')} failed: retry.",
             reverse("monitor:retry-drafts", args=[trial.slug]))
+    if deliveries_failed:
+        add(f"{plural(deliveries_failed, 'final report')} not delivered to the site's PACS: "
+            "fix the cause, then retry.", reverse("monitor:retry-deliveries", args=[trial.slug]))
     if draft_n["missing"]:
         add(f"{plural(draft_n['missing'], 'enrolled case')} without an AI draft: "
             "queue missing drafts.", trial_page)

@@ -9,4 +9,6 @@ urlpatterns = [
     path("<slug:trial_slug>/", views.dashboard_page, name="dashboard"),
     path("<slug:trial_slug>/data.json", views.dashboard_json, name="data"),
     path("<slug:trial_slug>/retry-drafts/", views.retry_drafts, name="retry-drafts"),
+    path("<slug:trial_slug>/retry-deliveries/", views.retry_deliveries,
+         name="retry-deliveries"),
 ]

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods
 from trial.models import Role, Trial
 from trial.permissions import is_superuser, roles_of
 
-from . import dashboard, drafts
+from . import dashboard, deliveries, drafts
 
 VIEWERS = (Role.COORDINATOR, Role.STATISTICIAN)
 
@@ -54,6 +54,7 @@ def dashboard_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     return render(request, "monitor/dashboard.html", {
         "trial": trial, "data": data, "config": config, "coordinator": coordinator,
         "retry_url": reverse("monitor:retry-drafts", args=[trial.slug]),
+        "retry_deliveries_url": reverse("monitor:retry-deliveries", args=[trial.slug]),
     })
 
 
@@ -91,3 +92,28 @@ def retry_drafts(request: HttpRequest, trial_slug: str) -> HttpResponse:
         "trial": trial, "count": sum(reasons.values()), "back": back,
         "reasons": list(reasons.items()),
     })
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def retry_deliveries(request: HttpRequest, trial_slug: str) -> HttpResponse:
+    """Final reports not delivered to a site's PACS. GET: the list and the confirmation;
+    POST (confirmed): send them all again (coordinators)."""
+    trial, _ = dashboard_trial(request.user, trial_slug, Role.COORDINATOR,
+                               what="retry its report deliveries")
+    back = reverse("monitor:dashboard", args=[trial.slug])
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        retried, left = deliveries.retry_failed_deliveries(trial, by=request.user)
+        if retried:
+            done = dashboard.plural(retried, "failed delivery", "failed deliveries")
+            messages.success(request, f"{done} queued again.")
+        if left:
+            messages.warning(request, f"{dashboard.plural(left, 'delivery', 'deliveries')} "
+                                      "left alone: retried by someone else meanwhile.")
+        if not retried and not left:
+            messages.info(request, "No failed delivery to retry.")
+        return redirect(back)
+    count, rows = deliveries.failed_rows(trial)
+    return render(request, "monitor/retry_deliveries.html", {
+        "trial": trial, "count": count, "back": back, "rows": [cells for _, cells in rows]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import django.dispatch
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -22,6 +23,10 @@ from trial.models import Arm, Case, Membership, Signature, Trial
 from .models import Reading, Review
 from .reading import Locked, ReadingError, StaleVersion
 from .texts import edit_distance, report_text
+
+# Sent when a sign-off commits (``review``, ``by``): the hook for sending the final report on
+# (``pacs`` connects to it from its ``AppConfig.ready()``).
+review_signed = django.dispatch.Signal()
 
 
 def reviewable_cases(senior: Membership) -> QuerySet[Case]:
@@ -142,6 +147,8 @@ def sign(review: Review, *, findings: str, impression: str, version: int, by: An
                             "edit_distance_scp": locked.edit_distance_scp})
         signatures.sign(by, password, meaning=meaning, obj=locked, trial=locked.case.trial,
                         simulated=simulated)
+        transaction.on_commit(
+            lambda: review_signed.send(sender=Review, review=locked, by=by), robust=True)
     return locked
 
 

@@ -28,6 +28,7 @@ from pydicom.dataset import FileDataset
 from ..audit import record
 from ..lifecycle import check_writable
 from ..models import Case, Image, ImportJob, Site, Trial
+from ..signals import before_deidentify
 from .deid import deidentify, patient_age, patient_sex, remap_uid, salted_hash, to_bytes
 from .history import FIELDS, HistoryTable, load_history
 from .render import derived_dir, first_number
@@ -157,6 +158,7 @@ def _store(valid: ValidDicom, *, trial: Trial, site: Site, by, job: ImportJob | 
                 row = history.find(ds) if history else None
                 case = _case_for(ds, study_key=study_key, trial=trial, site=site, by=by, row=row)
                 age = patient_age(ds)
+                before_deidentify.send(sender=Case, case=case, ds=ds, site=site)
                 deidentify(ds, salt=salt, case_id=case.case_id, age=age)
                 data = to_bytes(ds)
                 image = _image(ds, data, case=case, source_key=source_key, job=job)

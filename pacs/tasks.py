@@ -1,0 +1,79 @@
+"""The pacs app's Celery side: the report delivery task, and handing deliveries to the queue
+(the only module here that knows Celery). Without ``REDIS_URL`` a sent task runs in-process at
+once, as drafts do.
+
+As for drafts: the task takes a primary key and is safe to run twice (``pacs.delivery`` sends
+and stores one outcome per row); a send never waits for a broker that is down (the row stays
+queued and the periodic sweep sends it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from celery import shared_task
+from django.utils import timezone
+
+from drafting.tasks import in_process, producers, run_with_retries, send_timeout
+
+from . import delivery
+from .models import ReportDelivery
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="pacs.tasks.deliver_report", bind=True, acks_late=True,
+             reject_on_worker_lost=True, max_retries=None, ignore_result=True)
+def deliver_report(self, pk: int) -> dict:
+    """Send one final report to one PACS; retries scheduled by the run (backoff with jitter,
+    at most ``PACS_DELIVERY_MAX_ATTEMPTS``)."""
+    return run_with_retries(self, lambda: delivery.run_delivery(pk))
+
+
+@shared_task(name="pacs.tasks.sweep_deliveries", ignore_result=True)
+def sweep_deliveries() -> int:
+    """Periodic (celery beat): send again what was never sent, lost or taken over."""
+    return send_all(delivery.lost())
+
+
+def send(row: ReportDelivery) -> bool:
+    """Hand the delivery's task to the queue; False (logged) if the broker cannot take it."""
+    try:
+        if in_process():
+            deliver_report.apply_async((row.pk,))
+        else:
+            with producers().acquire(block=True, timeout=send_timeout()) as producer:
+                deliver_report.apply_async((row.pk,), retry=False, producer=producer)
+    except Exception:  # broker down or unreachable: the sweep sends it later
+        logger.warning("Could not queue report delivery %s; the sweep will retry", row.pk,
+                       exc_info=True)
+        return False
+    ReportDelivery.objects.filter(pk=row.pk, status=ReportDelivery.Status.QUEUED,
+                                  sent_at__isnull=True).update(sent_at=timezone.now())
+    return True
+
+
+def send_all(rows: Iterable[ReportDelivery]) -> int:
+    """Send each row; how many the broker took."""
+    return sum(send(row) for row in rows)
+
+
+def deliver_signed(review: Any) -> list[ReportDelivery]:
+    """On sign-off: queue the review's deliveries (``delivery.queue_report``) and send the
+    queued ones."""
+    rows = delivery.queue_report(review)
+    send_all(row for row in rows if row.status == ReportDelivery.Status.QUEUED)
+    return rows
+
+
+def retry_failed(row: ReportDelivery, *, by: Any = None) -> bool:
+    """Re-queue a failed delivery (audited, ``delivery.retry_failed``) and send it; False if
+    it is not failed. True once re-queued, even if the broker cannot take it now (the sweep
+    sends it)."""
+    requeued = delivery.retry_failed(row, by=by)
+    if requeued is None:
+        return False
+    send(requeued)
+    return True
