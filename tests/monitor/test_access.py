@@ -30,7 +30,7 @@ from tests.support.access_world import (
 from trial.middleware import IDLE_KEY
 from trial.models import AuditEvent, Trial
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.monitor.urls")]
+pytestmark = pytest.mark.django_db
 
 PAGE, DATA, RETRY = f"/monitor/{SLUG}/", f"/monitor/{SLUG}/data.json", \
     f"/monitor/{SLUG}/retry-drafts/"

@@ -32,7 +32,7 @@ from reader import review as rv
 from reader.models import Reading, Review
 from trial.models import Arm, Assignment, Case, Membership, Role, Site, Trial
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.monitor.urls")]
+pytestmark = pytest.mark.django_db
 
 SECRET = "Kestrel-echo of the model's reply"
 

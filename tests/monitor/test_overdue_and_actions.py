@@ -16,7 +16,7 @@ from tests.support.factories import MembershipFactory, SiteFactory
 from tests.support.read_world import ReadWorld, build_read_world
 from trial.models import Arm, Case, Role
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.monitor.urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

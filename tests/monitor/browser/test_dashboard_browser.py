@@ -18,8 +18,7 @@ from tests.support.browser_world import expect, sign_in
 from tests.support.read_world import build_read_world
 from trial.models import Arm, Membership, Role
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
-              pytest.mark.urls("tests.monitor.urls")]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 MARK = "csp-violation:"
 WATCH = """
