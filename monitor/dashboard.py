@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from drafting.models import Draft, ModelEndpoint
 from drafting.queries import active_endpoint
+from notify.work import overdue_reading_hours, overdue_review_days
 from rating.models import Campaign, RaterItem
 from reader.models import Reading, Review
 from trial.models import Arm, Assignment, Case, Membership, Role, Site, Trial
@@ -69,16 +70,6 @@ FAILURE_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"lease ran out|run stopped answering"), "Worker stopped answering"),
 )
 OTHER_REASON = "Other error (see the draft list in the admin)"
-
-
-def overdue_reading_hours() -> float:
-    """A reading open longer than this is overdue (``OVERDUE_READING_HOURS``, default 24)."""
-    return float(getattr(settings, "OVERDUE_READING_HOURS", 24))
-
-
-def overdue_review_days() -> float:
-    """A case ready for its senior longer than this is overdue (``OVERDUE_REVIEW_DAYS``, 3)."""
-    return float(getattr(settings, "OVERDUE_REVIEW_DAYS", 3))
 
 
 def poll_seconds() -> float:
