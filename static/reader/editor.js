@@ -36,7 +36,6 @@
   let timer = null;
   let firstDirtyAt = 0;
   let startedFrom = null;
-  let confirming = false;
 
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
   const boxes = () => Array.from(document.querySelectorAll('input[name="labels"]'));
@@ -182,32 +181,8 @@
   }
 
   // --- confirmation of what cannot be undone --------------------------------------------------
-  const dialog = document.getElementById("confirm-dialog");
-  const dialogOk = document.getElementById("confirm-ok");
-  const dialogCancel = document.getElementById("confirm-cancel");
-  const dialogOpen = () => !!(dialog && dialog.open);
-  if (dialog) {
-    dialogOk.addEventListener("click", () => dialog.close("confirm"));
-    dialogCancel.addEventListener("click", () => dialog.close("cancel"));
-  }
-
-  // Resolves true once confirmed; false when cancelled (button or Escape). Focus goes back to
-  // where it was. Opened synchronously, so a key pressed right after reaches the dialog.
-  function confirmed() {
-    if (!dialog) return Promise.resolve(true);
-    const back = document.activeElement;
-    return new Promise((resolve) => {
-      dialog.returnValue = "";
-      dialog.addEventListener("close", () => {
-        confirming = false;
-        if (back && back !== document.body && back.isConnected) back.focus();
-        resolve(dialog.returnValue === "confirm");
-      }, {once: true});
-      confirming = true;
-      dialog.showModal();
-      dialogOk.focus();
-    });
-  }
+  const dialogOpen = window.cxrConfirm.isOpen;
+  const confirmed = window.cxrConfirm.ask;  // (js/site.js)
 
   // While the dialog is open, only its own keys work (Enter, Space, Escape, Tab): the page's
   // shortcuts and the viewer's keys wait (the viewer ignores a key whose default is prevented).
@@ -221,7 +196,7 @@
   // --- submit / sign ------------------------------------------------------------------------
   async function submit(e) {
     if (e) e.preventDefault();
-    if (locked || stale || submitting || confirming) return;
+    if (locked || stale || submitting || dialogOpen()) return;
     if (!findings.value.trim() && !impression.value.trim()) {
       show("The report is empty: write the findings or the impression first.", true);
       findings.focus();

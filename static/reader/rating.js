@@ -57,33 +57,10 @@
   let submitting = false;
   let lastPicked = null;
   let values = stored;
-  let confirming = false;
 
   // --- confirmation of a final submission ---------------------------------------------------
-  const dialog = document.getElementById("confirm-dialog");
-  const dialogOpen = () => !!(dialog && dialog.open);
-  if (dialog) {
-    document.getElementById("confirm-ok").addEventListener("click", () => dialog.close("confirm"));
-    document.getElementById("confirm-cancel").addEventListener(
-      "click", () => dialog.close("cancel"));
-  }
-
-  // Resolves true once confirmed, false when cancelled (button or Escape); focus goes back.
-  function confirmed() {
-    if (!dialog) return Promise.resolve(true);
-    const back = document.activeElement;
-    return new Promise((resolve) => {
-      dialog.returnValue = "";
-      dialog.addEventListener("close", () => {
-        confirming = false;
-        if (back && back !== document.body && back.isConnected) back.focus();
-        resolve(dialog.returnValue === "confirm");
-      }, {once: true});
-      confirming = true;
-      dialog.showModal();
-      document.getElementById("confirm-ok").focus();
-    });
-  }
+  const dialogOpen = window.cxrConfirm.isOpen;
+  const confirmed = window.cxrConfirm.ask;  // (js/site.js)
 
   const isCounts = (fs) => fs.dataset.kind === "counts";
   const radios = (fs) => Array.from(fs.querySelectorAll('input[type="radio"]'));
@@ -278,7 +255,7 @@
   }
 
   async function submit() {
-    if (locked || submitting || confirming) return;
+    if (locked || submitting || dialogOpen()) return;
     const missing = fieldsets.filter((fs) => !answered(fs));
     fieldsets.forEach((fs) => fs.classList.toggle("missing", missing.includes(fs)));
     if (missing.length) {
