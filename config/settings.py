@@ -271,6 +271,9 @@ DICOM_LISTENER_AE_TITLE = os.environ.get("DICOM_LISTENER_AE_TITLE", "CXRTRIALS")
 DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
 DICOM_SPOOL_DIR = Path(os.environ.get("DICOM_SPOOL_DIR", DATA_DIR / "spool"))
 DICOM_STUDY_QUIET_SECONDS = float(os.environ.get("DICOM_STUDY_QUIET_SECONDS", "30"))
+# Environment variables a model endpoint, labeller, judge or PACS node may name for its key:
+# those starting with CXR_ and these (trial/secrets.py); never the platform's own settings.
+SECRET_ENV_NAMES = env_list("SECRET_ENV_NAMES", "MODEL_API_KEY")
 # The key (a Fernet key) that encrypts the original study identifiers a site allows the
 # platform to keep (pacs.UidLink). Empty: none are kept, reports carry pseudonymous ids.
 PACS_UID_KEY = os.environ.get("PACS_UID_KEY", "")

@@ -8,7 +8,6 @@ worker only: the admin lists them, retries failed ones and queues missing ones, 
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlencode
 
 from django import forms
@@ -19,6 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from trial import secrets
 from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin
 from trial.admin.design import TrialAdmin
 from trial.admin.records import pretty_json
@@ -191,7 +191,7 @@ class ModelEndpointAdmin(TrialScopedAdmin):
             return "The demo backend sends no key."
         if not obj.api_key_env:
             return "No key is sent (no environment variable named)."
-        state = "set" if os.environ.get(obj.api_key_env) else "not set"
+        state = "set" if secrets.read(obj.api_key_env) else "not set"
         return format_html(
             "<code>{}</code> is <strong>{}</strong> in the web server's environment. The "
             "worker's environment is what counts: the drafts are made there.",

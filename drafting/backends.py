@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from trial import secrets
 from trial.dicom.synthetic import ImageFinding
 
 from .models import ModelEndpoint
@@ -78,7 +78,11 @@ def api_key(endpoint: Any) -> str | None:
     """The key from the environment variable the endpoint (or tool) names (None when none)."""
     if not endpoint.api_key_env:
         return None
-    key = os.environ.get(endpoint.api_key_env)
+    if not secrets.allowed(endpoint.api_key_env):
+        raise PermanentModelError(
+            f"The environment variable {endpoint.api_key_env} may not hold a key "
+            f"(only {secrets.PREFIX}... or SECRET_ENV_NAMES): nothing was sent.")
+    key = secrets.read(endpoint.api_key_env)
     if not key:
         raise PermanentModelError(
             f"The environment variable {endpoint.api_key_env} (the endpoint's API key) is not "

@@ -18,6 +18,7 @@ from django.db import models
 
 from trial.errors import Invalid
 from trial.models import Case, Trial
+from trial.secrets import check_env_name
 from trial.validators import single_line
 
 REFERENCE_PROMPT = (
@@ -114,7 +115,8 @@ class ModelEndpoint(models.Model):
     model_name = models.CharField(max_length=200, blank=True, validators=[single_line])
     api_key_env = models.CharField(
         max_length=100, blank=True,
-        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name.")],
+        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name."),
+                    check_env_name],
         help_text="Name of the environment variable holding the API key (the key itself is "
                   "never stored). Empty: no key is sent.",
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import secrets
 import zipfile
 from typing import Any
@@ -37,6 +36,7 @@ from django.utils.text import Truncator
 from rating.instruments import ERROR_TYPES
 from rating.report_import import MAX_BYTES
 from trial import audit
+from trial import secrets as named_secrets
 from trial.admin.base import (
     ReadOnlyAdmin,
     TrialScopedAdmin,
@@ -324,7 +324,7 @@ class ChatToolAdmin(ToolsMixin, TrialScopedAdmin):
             return "The rule-based labeller calls no server and sends no key."
         if not obj.api_key_env:
             return "No key is sent (no environment variable named)."
-        state = "set" if os.environ.get(obj.api_key_env) else "not set"
+        state = "set" if named_secrets.read(obj.api_key_env) else "not set"
         return format_html(
             "<code>{}</code> is <strong>{}</strong> in the web server's environment. The "
             "worker's environment is what counts: the calls are made there.",

@@ -19,7 +19,6 @@ Scheduling the retries is ``pacs.tasks``'s.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +33,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 from drafting.run import Outcome, backoff, lease_margin
 from reader.models import Review
-from trial import audit
+from trial import audit, secrets
 
 from . import sr
 from .models import RemoteNode, ReportDelivery
@@ -276,7 +275,7 @@ def stow(node: RemoteNode, document: Dataset) -> None:
 
     headers = {}
     if node.auth_env:
-        value = os.environ.get(node.auth_env, "")
+        value = secrets.read(node.auth_env) or ""
         if not value:
             raise DeliveryError(f"The environment variable {node.auth_env} (the node's "
                                 "Authorization header) is not set.", retryable=False)

@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from trial.models import Site
+from trial.secrets import check_env_name
 from trial.validators import single_line
 
 AE_TITLE = RegexValidator(r"^[ -~]{1,16}$", "1 to 16 printable ASCII characters.")
@@ -87,7 +88,8 @@ class RemoteNode(models.Model):
                                          "http://pacs:8042/dicom-web")
     auth_env = models.CharField(
         max_length=100, blank=True,
-        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name.")],
+        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name."),
+                    check_env_name],
         help_text="DICOMweb: the environment variable holding the Authorization header's value "
                   "(e.g. 'Basic ...' or 'Bearer ...'); never stored here.")
     timeout_s = models.FloatField(default=30.0, validators=[MinValueValidator(1),

@@ -38,7 +38,6 @@ memory (``PullRun.accessions``), to print for the coordinator who gave them.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from collections import Counter
@@ -56,6 +55,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from trial import secrets
 from trial.audit import record
 from trial.dicom.deid import salted_hash
 from trial.dicom.importer import import_file
@@ -226,7 +226,7 @@ class Dicomweb:
         self.where = node.base_url
         headers = {}
         if node.auth_env:
-            value = os.environ.get(node.auth_env, "")
+            value = secrets.read(node.auth_env) or ""
             if not value:
                 raise PullError(f"the environment variable {node.auth_env} (the Authorization "
                                 f"header for {node.name}) is not set")

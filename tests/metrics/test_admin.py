@@ -127,7 +127,7 @@ def metrics(world: World) -> Metrics:
     jobs.label(rules, [*texts, "Right pleural effusion."])
     llm = Labeller.objects.create(trial=world.trial, name="Hosted labeller", base_url=
                                   "http://127.0.0.1:9/v1", model_name="labeller-7b",
-                                  api_key_env="METRICS_TEST_KEY")
+                                  api_key_env="CXR_METRICS_TEST_KEY")
     judge = Judge.objects.create(trial=world.trial, name="Judge", base_url=
                                  "http://127.0.0.1:9/v1", model_name="judge-7b")
     gold = import_labels(world.trial, GOLD.encode(), name="Gold labels", gold=True)
@@ -267,7 +267,7 @@ def test_the_pages_render_for_the_coordinator(metrics: Metrics) -> None:
 
 def test_the_key_is_never_shown_only_whether_its_variable_is_set(metrics: Metrics,
                                                                  monkeypatch) -> None:
-    monkeypatch.setenv("METRICS_TEST_KEY", SECRET)
+    monkeypatch.setenv("CXR_METRICS_TEST_KEY", SECRET)
     client = metrics.world.client("coordinator")
     edit = reverse("admin:metrics_labeller_change", args=[metrics.llm.pk])
     assert client.post(edit, labeller_form(metrics.llm, timeout_s=30)).status_code == 302
@@ -282,8 +282,8 @@ def test_the_key_is_never_shown_only_whether_its_variable_is_set(metrics: Metric
     ]
     for url in pages:
         assert SECRET not in page(client.get(url)), url
-    assert "<code>METRICS_TEST_KEY</code> is <strong>set</strong>" in page(client.get(edit))
-    monkeypatch.delenv("METRICS_TEST_KEY")
+    assert "<code>CXR_METRICS_TEST_KEY</code> is <strong>set</strong>" in page(client.get(edit))
+    monkeypatch.delenv("CXR_METRICS_TEST_KEY")
     assert "is <strong>not set</strong>" in page(client.get(edit))
     rules = page(client.get(reverse("admin:metrics_labeller_change", args=[metrics.rules.pk])))
     assert "The rule-based labeller calls no server and sends no key." in rules

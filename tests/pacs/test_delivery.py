@@ -122,9 +122,9 @@ def test_the_signed_report_reaches_orthanc_by_c_store(
 
 def test_the_signed_report_reaches_orthanc_by_stow_rs(
         tmp_path, monkeypatch, empty_orthanc, django_capture_on_commit_callbacks):
-    monkeypatch.setenv("TEST_PACS_AUTH", "Bearer not-checked-by-this-orthanc")
+    monkeypatch.setenv("CXR_TEST_PACS_AUTH", "Bearer not-checked-by-this-orthanc")
     world, _ = build(tmp_path, monkeypatch, protocol=RemoteNode.Protocol.DICOMWEB,
-                     base_url=empty_orthanc.dicomweb_url, auth_env="TEST_PACS_AUTH",
+                     base_url=empty_orthanc.dicomweb_url, auth_env="CXR_TEST_PACS_AUTH",
                      timeout_s=10, receives_reports=True)
     case = sign(world, django_capture_on_commit_callbacks)
     assert ReportDelivery.objects.get().status == ReportDelivery.Status.DONE
