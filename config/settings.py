@@ -387,5 +387,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # Every sign-in is not news; lockouts are (WARNING, and an audit event).
-    "loggers": {"axes": {"level": "WARNING"}},
+    # pynetdicom and dicomweb-client log requests with their identifiers (accession numbers,
+    # UIDs, headers) at INFO and DEBUG: only their warnings.
+    "loggers": {"axes": {"level": "WARNING"}, "pynetdicom": {"level": "WARNING"},
+                "dicomweb_client": {"level": "WARNING"}},
 }

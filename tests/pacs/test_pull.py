@@ -9,6 +9,7 @@ imports everything. No accession number is stored anywhere (the whole database i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -336,3 +337,16 @@ def test_a_move_our_listener_cannot_take_fails_with_the_reason(
     assert "is the DICOM listener running" in item.reason
     assert run.status == PullRun.Status.DONE  # the PACS itself answered
     assert not Case.objects.exists() and not spooled()
+
+
+def test_no_accession_number_or_original_uid_reaches_the_logs(
+        listener, site, empty_orthanc, tmp_path, caplog) -> None:
+    """pynetdicom logs C-FIND and C-MOVE identifiers at INFO unless told not to."""
+    node = dimse_node(site, empty_orthanc)
+    _, sent = put(empty_orthanc, tmp_path, "LOGACC77", 1, seed=9)
+    with caplog.at_level(logging.DEBUG):
+        run = pull.pull(site, node, ["LOGACC77"])
+    assert outcome(run) == [(1, Status.IMPORTED)]
+    assert caplog.records  # pynetdicom did log the associations
+    assert "LOGACC77" not in caplog.text
+    assert sent[0]["study_uid"] not in caplog.text
