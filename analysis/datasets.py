@@ -34,6 +34,13 @@ from rating.ratings import reports_shown
 from reader.models import Reading, Review
 from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
 from trial.models import Arm, Trial
+from trial.spreadsheet import (  # noqa: F401 (part of this module's interface)
+    FORMULA_TRIGGERS,
+    NEUTRALISING_PREFIX,
+    csv_bytes,
+    neutralise,
+    neutralise_frame,
+)
 
 RATING_COLUMNS = [
     "trial", "campaign", "campaign_kind", "item_code", "case", "site", "item_kind", "source",
@@ -334,12 +341,7 @@ def metric_frames(trial: Trial, run: MetricsRun | None = None) -> dict[str, pd.D
 
 DICTIONARY_CSV = "data_dictionary.csv"
 
-#: A text cell starting with one of these can run as a formula in Excel, LibreOffice or Google
-#: Sheets (OWASP "CSV injection"; tab and carriage return because importers may drop them and
-#: expose what follows). :func:`neutralise` also prefixes text starting with the quote itself,
-#: so the rule can be undone exactly.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-NEUTRALISING_PREFIX = "'"
+
 NEUTRALISATION_NOTE = (
     "Formula-injection guard (OWASP CSV injection): in every CSV and XLSX export, a text cell "
     "that starts with =, +, -, @, a tab or a carriage return (or with ' itself) is written with "
@@ -635,53 +637,6 @@ def data_dictionary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows.append({"table": "(every table)", "column": "(every text cell)", "type": "text",
                  "description": NEUTRALISATION_NOTE})
     return pd.DataFrame(rows, columns=["table", "column", "type", "description"])
-
-
-def neutralise(value: object) -> object:
-    """``value`` made safe for a spreadsheet cell: text starting with a formula trigger (or with
-    the quote) gets one leading ``'``; anything that is not text is returned unchanged.
-
-    Why this rule: case ids, exclusion reasons, usernames and imported source names are typed
-    by people, and ``=HYPERLINK(...)`` or ``@SUM(A1)`` in them would run as a formula on the
-    statistician's machine. Whether a cell is a number is decided by its Python type, never by
-    parsing text: numbers (int, float, bool, including -1.5) are written as numbers, while the
-    text "-1.5" (a case id, say) is prefixed like any other text. Exempting text that "looks
-    numeric" would mean guessing each spreadsheet's and locale's parser ("-1,5", "-1e3",
-    "+1 (2)", dates), which is where escaping rules are bypassed; the uniform rule is safe and
-    exactly reversible (drop the first character of text starting with ``'``), which is why
-    text that already starts with ``'`` is prefixed too.
-    """
-    if isinstance(value, str) and value.startswith((*FORMULA_TRIGGERS, NEUTRALISING_PREFIX)):
-        return NEUTRALISING_PREFIX + value
-    return value
-
-
-def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with :func:`neutralise` applied to every cell and column name: what
-    every CSV and XLSX writer of the analysis writes (numeric columns are left as they are)."""
-    safe = frame.rename(columns=neutralise)
-    for position in range(safe.shape[1]):
-        column = safe.iloc[:, position]
-        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            safe.isetitem(position, column.map(neutralise))
-    return safe
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as UTF-8 CSV, neutralised: the one CSV serialisation of every export (tidy
-    tables, data dictionary, the report's results tables).
-
-    Python's csv writer (before 3.13) quotes a field holding a lone carriage return only when
-    ``\r`` is in the line terminator; unquoted, a spreadsheet ends the row there and the text
-    after the CR (``reason\r=1+2``) starts a row of its own, where no neutralising reaches it.
-    So the rows are written with ``\r\n`` (every field with a CR or LF quoted) and the record
-    terminators, the ``\r\n`` outside quotes, turned back into the ``\n`` the files (and the
-    snapshot hash) have always used: ordinary data is byte for byte as before.
-    """
-    text = neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n")
-    parts = text.split('"')  # even parts are outside quotes ("" inside a field: an empty part)
-    parts[::2] = [part.replace("\r\n", "\n") for part in parts[::2]]
-    return '"'.join(parts).encode()
 
 
 def csv_files(frames: dict[str, pd.DataFrame]) -> dict[str, bytes]:

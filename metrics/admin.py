@@ -49,6 +49,7 @@ from trial.admin.records import pretty_json
 from trial.admin.tools import Tool, ToolsMixin
 from trial.findings import FINDINGS
 from trial.models import Trial
+from trial.spreadsheet import csv_bytes
 from trial.validators import single_line
 
 from . import imports, jobs, sources, tasks
@@ -848,7 +849,7 @@ class MetricsRunAdmin(ReadOnlyAdmin):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for stem, frame in exports.tables(run.results).items():
-                archive.writestr(f"{stem}.csv", frame.to_csv(index=False))
+                archive.writestr(f"{stem}.csv", csv_bytes(frame))
             archive.writestr("report_metrics.json", json.dumps(run.results, indent=1))
         audit.record(action="metricsrun.downloaded", obj=run, actor=request.user)
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")

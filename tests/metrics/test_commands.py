@@ -129,3 +129,15 @@ def test_import_labels_needs_exactly_one_source(world, tmp_path) -> None:
     with pytest.raises(CommandError, match="Give one of"):
         run("import_labels", str(tmp_path / "a.csv"), "--trial", world.trial.slug,
             "--name", "x", "--from-ticks")
+
+
+def test_report_metrics_tables_are_neutralised_for_spreadsheets(world, tmp_path) -> None:
+    """A source name typed by someone (here in a probabilities file) is never a formula."""
+    from metrics.imports import import_probabilities
+
+    import_probabilities(world.trial, 'case_id,source,Edema\nR001,"=HYPERLINK(""x"")",0.3\n'
+                                      'R002,"=HYPERLINK(""x"")",0.8\n')
+    run("report_metrics", "--trial", world.trial.slug, "--out", str(tmp_path), "--seed", "1",
+        "--resamples", "100", "--permutations", "100")
+    text = (tmp_path / "auc.csv").read_text()
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text

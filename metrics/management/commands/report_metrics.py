@@ -19,6 +19,7 @@ from metrics import compute, exports, jobs, sources
 from metrics.models import Labeller
 from trial.management.base import ServiceCommand, find_trial, find_user
 from trial.management.progress import draw
+from trial.spreadsheet import csv_bytes
 
 
 class Command(ServiceCommand):
@@ -62,7 +63,7 @@ class Command(ServiceCommand):
         results = run.results
         (out / "report_metrics.json").write_text(json.dumps(results, indent=1))
         for stem, frame in exports.tables(results).items():
-            frame.to_csv(out / f"{stem}.csv", index=False)
+            (out / f"{stem}.csv").write_bytes(csv_bytes(frame))
         for comparison in results["comparisons"]:
             self.stdout.write(f"{comparison['title']} (reference: "
                               f"{comparison['reference_name']})")
