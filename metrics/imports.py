@@ -24,6 +24,7 @@ from rating.report_import import ReportImportError, csv_text
 from reader.models import Reading
 from trial import audit
 from trial.findings import FINDINGS, with_no_finding
+from trial.lifecycle import is_locked
 from trial.models import Case, Trial
 
 from . import jobs, sources
@@ -195,6 +196,11 @@ def import_probabilities(trial: Trial, data: bytes | str, *, by: Any = None) -> 
 
 
 def _check_gold(trial: Trial, gold: bool) -> None:
+    """One gold standard per trial, chosen before the lock: after unblinding a new gold set
+    could move cases in or out of the complex-case subgroup (other label sets may still come)."""
+    if gold and is_locked(trial):
+        raise ReportImportError(["the trial is locked: its gold standard cannot be set any "
+                                 "more (import these labels as a label set that is not gold)"])
     if gold and LabelSet.objects.filter(trial=trial, gold=True).exists():
         raise ReportImportError(["the trial already has a gold-standard label set"])
 

@@ -117,6 +117,7 @@ class SenderForm(forms.ModelForm):
 @admin.register(SiteSender)
 class SiteSenderAdmin(TrialScopedAdmin):
     trial_path = "site__trial"
+    audited = True
     list_display = ("user", "site", "has_token", "created_at")
     list_filter = (("site__trial", RELATED_ONLY),)
     actions = ("rotate_tokens",)

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from trial.dicom.importer import import_file, import_path
 from trial.dicom.sources import SourceFile
+from trial.lifecycle import TrialLocked
 from trial.models import ImportJob, Site
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,13 @@ def settle(*, now: float | None = None) -> list[ImportJob]:
             leftover.unlink(missing_ok=True)
         try:
             jobs.append(import_path(claimed, trial=site.trial, site=site))
+        except TrialLocked:
+            # Locked since it arrived: it will never be imported, and an identified study
+            # must not wait on disk for ever.
+            logger.warning("A study received for site %s was discarded: its trial is locked",
+                           site)
+            shutil.rmtree(claimed, ignore_errors=True)
+            continue
         except Exception:
             logger.exception("Import of a received study for site %s failed; kept in %s",
                              site, claimed)

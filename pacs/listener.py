@@ -45,7 +45,7 @@ from pynetdicom.sop_class import (
 )
 
 from trial.dicom.validate import DicomRejected, read_header
-from trial.models import ImportJob, Site
+from trial.models import ImportJob, Site, Trial
 
 from . import intake
 from .models import CallingAE, clean_ae
@@ -215,6 +215,11 @@ class Listener:
         if site is None:
             logger.warning("Association from unknown calling AE %r at %s refused", ae_title,
                            address)
+            self._reject(assoc, REJECT_UNKNOWN_CALLER)
+            return
+        if site.trial.status == Trial.Status.LOCKED:  # a locked trial takes no new image
+            logger.warning("Association from %r at %s refused: the trial of site %s is locked",
+                           ae_title, address, site.code)
             self._reject(assoc, REJECT_UNKNOWN_CALLER)
             return
         with self._lock:

@@ -49,6 +49,11 @@ class CallingAE(models.Model):
         self.ae_title = clean_ae(self.ae_title)
         super().save(*args, **kwargs)
 
+    @property
+    def trial(self):
+        """Its site's trial: where its audit events belong."""
+        return self.site.trial
+
 
 class SiteSender(models.Model):
     """A user account a site's system uses for STOW-RS (its token authenticates)."""
@@ -65,6 +70,11 @@ class SiteSender(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.site}"
+
+    @property
+    def trial(self):
+        """Its site's trial: where its audit events belong."""
+        return self.site.trial
 
 
 class RemoteNode(models.Model):
@@ -120,6 +130,11 @@ class RemoteNode(models.Model):
             raise ValidationError("A DIMSE node needs its AE title, host and port.")
         if self.protocol == self.Protocol.DICOMWEB and not self.base_url:
             raise ValidationError("A DICOMweb node needs its base URL.")
+
+    @property
+    def trial(self):
+        """Its site's trial: where its audit events belong."""
+        return self.site.trial
 
 
 class PullRun(models.Model):

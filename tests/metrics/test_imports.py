@@ -117,3 +117,14 @@ def test_a_probability_outside_0_1_is_refused(trial, cell) -> None:
 def test_ticks_label_set_needs_submitted_readings(trial) -> None:
     with pytest.raises(ReportImportError, match="no submitted readings"):
         label_set_from_ticks(trial, name="ticks")
+
+
+def test_no_gold_standard_after_the_lock_but_other_label_sets(trial) -> None:
+    from trial.models import Trial
+
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.LOCKED)
+    trial.refresh_from_db()
+    data = HEADER + "\n" + row("C1", "Edema") + "\n"
+    with pytest.raises(ReportImportError, match="locked: its gold standard cannot be set"):
+        import_labels(trial, data, name="Late gold", gold=True)
+    assert import_labels(trial, data, name="Late labels").gold is False

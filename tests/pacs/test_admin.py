@@ -25,7 +25,8 @@ def test_a_coordinator_adds_a_calling_ae_title_for_their_site_audited(world) -> 
                            {"site": world.site.pk, "ae_title": "  HOSPPACS "})
     assert response.status_code == 302
     assert CallingAE.objects.get().ae_title == "HOSPPACS"  # padding is not significant
-    assert AuditEvent.objects.filter(object_type="pacs.CallingAE").exists()
+    event = AuditEvent.objects.get(object_type="pacs.CallingAE")
+    assert event.trial == world.trial  # in the trial's own audit log
 
 
 def test_another_trials_site_is_not_offered_and_its_rows_are_hidden(world) -> None:

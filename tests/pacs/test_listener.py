@@ -351,3 +351,22 @@ def test_the_command_listens_until_sigterm(site, tmp_path) -> None:
     assert f"DICOM listener {LISTENER_AET} on 127.0.0.1:{port}" in text
     assert f"Association from '{SENDER_AET}' at 127.0.0.1:" in text and "accepted" in text
     assert "DICOM listener stopped." in text
+
+
+def test_a_locked_trial_takes_no_study_and_a_spooled_one_is_discarded(
+        listener, site, tmp_path, settings) -> None:
+    """Nothing is received for a locked trial; a study spooled before the lock is removed
+    (never imported, and not left identified on disk)."""
+    from trial.models import Trial
+
+    path, _ = identified_cxr(tmp_path / "late.dcm", seed=31)
+    data = path.read_bytes()
+    ds = pydicom.dcmread(path)
+    folder = intake.receive(site, data, study_uid=str(ds.StudyInstanceUID),
+                            sop_uid=str(ds.SOPInstanceUID)).parent
+    Trial.objects.filter(pk=site.trial_id).update(status=Trial.Status.LOCKED)
+    assoc = associate(listener)
+    assert assoc.is_rejected and not assoc.is_established
+    assert intake.settle(now=time.time() + 3600) == []
+    assert not folder.exists() and not any(folder.parent.glob("*"))
+    assert not Image.objects.exists()
