@@ -26,6 +26,7 @@ from .models import ChatJob, Judgement, Labelling
 logger = logging.getLogger(__name__)
 
 SLOT_WAIT_S = 300.0
+RAW_KEPT = 64 * 1024  # characters of a reply kept for the admin (a JSON answer is ~1 kB)
 KINDS: dict[str, type[ChatJob]] = {"label": Labelling, "judge": Judgement}
 
 
@@ -98,7 +99,7 @@ def run_job(kind: str, pk: int) -> Outcome:
         return Outcome(pk, ChatJob.Status.QUEUED, retry_in=backoff(1, 5.0))
     except (ModelError, prompts.InvalidReply) as exc:
         retryable = isinstance(exc, prompts.InvalidReply) or exc.retryable
-        raw = reply.text if reply is not None else ""
+        raw = reply.text[:RAW_KEPT] if reply is not None else ""
         if retryable and job.attempts < tool.max_attempts:
             delay = max(backoff(job.attempts, tool.retry_backoff_s),
                         getattr(exc, "retry_after", None) or 0)
@@ -108,7 +109,7 @@ def run_job(kind: str, pk: int) -> Outcome:
         reason = str(exc) if not retryable else (
             f"Gave up after {job.attempts} attempts; last error: {exc}")
         return _fail(job, claim, reason, raw_response=raw)
-    _store(job, claim, status=ChatJob.Status.DONE, error="", raw_response=reply.text,
+    _store(job, claim, status=ChatJob.Status.DONE, error="", raw_response=reply.text[:RAW_KEPT],
            model_reported=reply.model[:200], latency_ms=reply.latency_ms,
            finished_at=timezone.now(), **result)
     return Outcome(pk, ChatJob.Status.DONE)

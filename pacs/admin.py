@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from rest_framework.authtoken.models import Token
 
 from trial import audit
-from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin, call_service
+from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin, call_service, may_coordinate
 
 from .models import CallingAE, PullItem, PullRun, RemoteNode, ReportDelivery, SiteSender
 
@@ -182,6 +182,11 @@ class PullItemInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Whoever sees the run sees its lines (the run's page checked the trial; Django asks
+        without an object for the lines' query)."""
+        return may_coordinate(request, None if obj is None else obj.site.trial_id)
 
 
 @admin.register(PullRun)

@@ -44,7 +44,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from trial.dicom.validate import DicomRejected, read_header
+from trial.dicom.validate import DicomRejected, max_bytes, read_header
 from trial.models import ImportJob, Site, Trial
 
 from . import intake
@@ -268,6 +268,10 @@ class Listener:
         sop_uid = str(event.request.AffectedSOPInstanceUID or "").strip()
         try:
             data = event.encoded_dataset()  # preamble, file meta (the context's syntax), data
+            if len(data) > max_bytes():  # the import's own limit, before it reaches the disk
+                logger.warning("Instance from %r refused: %d MB, over DICOM_MAX_FILE_MB",
+                               caller.ae_title, len(data) // (1024 * 1024))
+                return OUT_OF_RESOURCES
             study_uid = study_of(data) or f"no-study:{sop_uid}"  # the import says what is wrong
             intake.receive(caller.site, data, study_uid=study_uid, sop_uid=sop_uid)
         except OSError:

@@ -65,7 +65,7 @@ from trial.lifecycle import check_writable
 from trial.models import Case, ImportJob, Site
 
 from . import intake
-from .models import PullItem, PullRun, RemoteNode
+from .models import CallingAE, PullItem, PullRun, RemoteNode, clean_ae
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +344,16 @@ class _Run:
         if not node.retrieve:
             raise Invalid(f"{node} is not configured for retrieval.")
         check_writable(site.trial, "Images")  # a locked trial takes no new case
+        if node.protocol == RemoteNode.Protocol.DIMSE:
+            other = CallingAE.objects.filter(ae_title=clean_ae(node.ae_title)).exclude(
+                site=site).select_related("site").first()
+            if other is not None:
+                # The listener files what this PACS sends under the site its AE title names:
+                # a C-MOVE for this site would land in the other site's trial.
+                raise Invalid(f"{node}'s AE title {other.ae_title} sends to site "
+                              f"{other.site.code} of another trial or site: the studies moved "
+                              "would be filed there. Give this PACS another AE title for "
+                              "this site, or pull over DICOMweb.")
         self.site, self.node = site, node
         self.trial = site.trial
         self.actor = by if getattr(by, "is_authenticated", False) else None

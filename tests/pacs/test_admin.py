@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from pacs.models import CallingAE, PullRun, RemoteNode, SiteSender
+from pacs.models import CallingAE, PullItem, PullRun, RemoteNode, SiteSender
 from tests.support.factories import SiteFactory
 from tests.support.trial_world import World, build_world
 from trial.models import AuditEvent
@@ -85,9 +85,12 @@ def test_pull_runs_are_read_only(world) -> None:
     node = RemoteNode.objects.create(site=world.site, name="PACS", protocol="dicomweb",
                                      base_url="http://pacs.example.org/dicom-web")
     run = PullRun.objects.create(site=world.site, node=node, request="3 accession numbers")
+    PullItem.objects.create(run=run, line=7, accession_key="k" * 64, status="not_found",
+                            reason="no study with this accession number")
     client = world.client("coordinator")
     page = client.get(reverse("admin:pacs_pullrun_change", args=[run.pk]))
     assert page.status_code == 200 and "3 accession numbers" in page.content.decode()
+    assert "no study with this accession number" in page.content.decode()  # its lines
     assert client.get(reverse("admin:pacs_pullrun_add")).status_code == 403
 
 

@@ -370,3 +370,11 @@ def test_a_locked_trial_takes_no_study_and_a_spooled_one_is_discarded(
     assert intake.settle(now=time.time() + 3600) == []
     assert not folder.exists() and not any(folder.parent.glob("*"))
     assert not Image.objects.exists()
+
+
+def test_an_instance_over_the_size_limit_is_refused_before_the_spool(
+        listener, site, tmp_path, settings) -> None:
+    settings.DICOM_MAX_FILE_MB = 0  # every instance is over it
+    paths, _ = study(tmp_path, 1, seed=41)
+    assert send(listener, paths) == [0xA700]
+    assert not spooled()

@@ -350,3 +350,20 @@ def test_no_accession_number_or_original_uid_reaches_the_logs(
     assert caplog.records  # pynetdicom did log the associations
     assert "LOGACC77" not in caplog.text
     assert sent[0]["study_uid"] not in caplog.text
+
+
+def test_a_dimse_pull_is_refused_when_the_pacs_ae_title_sends_to_another_site(
+        site, empty_orthanc) -> None:
+    """The listener files a C-MOVE's studies under the site its calling AE names: a pull
+    for another site (another trial, say) would land there, so it is refused up front."""
+    from pacs.models import CallingAE
+    from tests.support.factories import SiteFactory, TrialFactory
+    from trial.errors import Invalid
+
+    elsewhere = SiteFactory(trial=TrialFactory(), code="X9")
+    CallingAE.objects.filter(ae_title=empty_orthanc.aet).delete()
+    CallingAE.objects.create(site=elsewhere, ae_title=empty_orthanc.aet)
+    node = dimse_node(site, empty_orthanc)
+    with pytest.raises(Invalid, match="would be filed there"):
+        pull.pull(site, node, ["ANY0001"])
+    assert not PullRun.objects.exists()

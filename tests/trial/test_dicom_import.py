@@ -203,3 +203,17 @@ def test_progress_is_reported_for_every_file(tmp_path, site) -> None:
     run(tmp_path / "in", site, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
+
+
+def test_a_trial_locked_during_an_import_takes_no_further_file(tmp_path, site) -> None:
+    """Each file checks the lock under the trial's row lock, not only the start of the job."""
+    from trial.dicom.importer import import_file
+    from trial.dicom.sources import SourceFile
+    from trial.models import Trial
+
+    path, _ = identified_cxr(tmp_path / "in" / "late.dcm")
+    Trial.objects.filter(pk=site.trial_id).update(status=Trial.Status.LOCKED)
+    entry = import_file(SourceFile(name="late.dcm", path=path), trial=site.trial, site=site)
+    assert (entry["status"], entry["reason"]) == ("rejected", "the trial is locked: it takes "
+                                                              "no new image")
+    assert not Image.objects.exists() and not Case.objects.exists()

@@ -152,7 +152,10 @@ def _store(valid: ValidDicom, *, trial: Trial, site: Site, by, job: ImportJob | 
     undo: list[Callable[[], object]] = []  # files written, removed if the row is not committed
     try:
         with transaction.atomic():
-            Trial.objects.select_for_update().filter(pk=trial.pk).values_list("pk").get()
+            status = Trial.objects.select_for_update().filter(pk=trial.pk).values_list(
+                "status", flat=True).get()
+            if status == Trial.Status.LOCKED:  # locked while a long import or pull ran
+                raise DicomRejected("the trial is locked: it takes no new image")
             existing = Image.objects.filter(source_key=source_key).select_related("case").first()
             if existing is None:
                 row = history.find(ds) if history else None
