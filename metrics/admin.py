@@ -573,9 +573,16 @@ class JudgementAdmin(ChatJobAdmin):
 
 # --- label sets and probabilities ------------------------------------------------------------
 
+def _at_most(upload) -> None:
+    """Refused from its size, before it is read into memory."""
+    if upload.size > MAX_BYTES:
+        raise forms.ValidationError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+
+
 def _file_field() -> forms.FileField:
-    return forms.FileField(label="CSV file", help_text=f"UTF-8, header first; at most "
-                                                       f"{MAX_BYTES // (1024 * 1024)} MB.")
+    return forms.FileField(label="CSV file", validators=[_at_most],
+                           help_text=f"UTF-8, header first; at most "
+                                     f"{MAX_BYTES // (1024 * 1024)} MB.")
 
 
 class TrialChoiceForm(forms.Form):

@@ -616,3 +616,15 @@ def test_the_panel_of_a_trial_without_metrics_says_none(world: World) -> None:
     assert "None yet: <a href=" in html
     assert "none (<a href=" in html and "import labels</a>)" in html
     assert "compute metrics now</a>)" in html
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(world: World, monkeypatch
+                                                               ) -> None:
+    from metrics import admin as metrics_admin
+
+    monkeypatch.setattr(metrics_admin, "MAX_BYTES", 10)
+    client = world.client("coordinator")
+    response = client.post(reverse("admin:metrics_labelset_import"), {
+        "trial": world.trial.pk, "name": "Big", "csv_file": upload(GOLD)})
+    assert "The file is larger than" in page(response)
+    assert not LabelSet.objects.exists()

@@ -83,3 +83,13 @@ def test_commands_end_with_the_refusal_message() -> None:
 
 def test_every_refusal_is_a_service_error() -> None:
     assert all(isinstance(exc, ServiceError) for exc, _ in STATUSES)
+
+
+def test_an_admin_message_lists_at_most_50_problems() -> None:
+    """A refused file's message lives in the session: its list is cut, the rest counted."""
+    from trial.admin.base import error_text
+    from trial.errors import Invalid
+
+    text = str(error_text(Invalid("refused", problems=[f"line {n}: bad" for n in range(60)])))
+    assert text.count("<li>") == 51 and "<li>and 10 more</li>" in text
+    assert "line 49: bad" in text and "line 50: bad" not in text

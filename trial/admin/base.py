@@ -44,6 +44,9 @@ def may_coordinate(request: HttpRequest, trial_id: int | None) -> bool:
     return bool(ids) if trial_id is None else trial_id in ids
 
 
+SHOWN_PROBLEMS = 50
+
+
 def error_text(exc: Exception) -> str:
     """The message of a service error; a refused file shows each problem on its own line."""
     if isinstance(exc, ValidationError):
@@ -51,8 +54,11 @@ def error_text(exc: Exception) -> str:
     problems = getattr(exc, "problems", None)
     if problems and (len(problems) > 1 or getattr(exc, "list_one_problem", False)):
         heading = getattr(exc, "problems_heading", "") or "Refused:"
-        return format_html("{}<ul>{}</ul>", heading,
-                           format_html_join("", "<li>{}</li>", ((p,) for p in problems)))
+        shown = problems[:SHOWN_PROBLEMS]  # a message lives in the session: keep it small
+        more = (format_html("<li>and {} more</li>", len(problems) - len(shown))
+                if len(problems) > len(shown) else "")
+        return format_html("{}<ul>{}{}</ul>", heading,
+                           format_html_join("", "<li>{}</li>", ((p,) for p in shown)), more)
     return str(exc) or exc.__class__.__name__
 
 
