@@ -840,6 +840,11 @@ class MetricsRunAdmin(ReadOnlyAdmin):
                     extra_context: dict | None = None):
         links = [{"url": reverse("admin:metrics_metricsrun_download", args=[object_id]),
                   "label": "Download tables (CSV zip)"}] if str(object_id).isdigit() else []
+        run = self.get_object(request, object_id)
+        if run is not None and self.has_view_permission(request, run):
+            # its summary is by source and arm, as the analysis page: every look is recorded
+            audit.record(action="analysis.viewed", obj=run.trial, actor=request.user,
+                         after={"what": f"metrics run {run.pk}"})
         return super().change_view(request, object_id, form_url,
                                    {**(extra_context or {}), "tool_links": links})
 

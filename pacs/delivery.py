@@ -19,6 +19,7 @@ Scheduling the retries is ``pacs.tasks``'s.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,6 +203,7 @@ def run_delivery(pk: int) -> Outcome:
         else:
             c_store(node, document)
     except DeliveryError as exc:
+        exc = DeliveryError(scrub(str(exc)), retryable=exc.retryable)
         if exc.retryable and delivery.attempts < max_attempts():
             delay = backoff(delivery.attempts, backoff_base())
             _store(delivery, claim, status=ReportDelivery.Status.QUEUED, error=str(exc),
@@ -213,6 +215,18 @@ def run_delivery(pk: int) -> Outcome:
             f"Gave up after {delivery.attempts} attempts; last error: {exc}")
         return _finish(delivery, claim, ReportDelivery.Status.FAILED, reason)
     return _finish(delivery, claim, ReportDelivery.Status.DONE, "")
+
+
+# A DICOM UID (digits and dots, five parts or more; an IP address has four): a PACS's error
+# text may repeat the original study's, which is kept only encrypted.
+UID_LIKE = re.compile(r"\b\d+(?:\.\d+){4,}\b")
+ERROR_KEPT = 500
+
+
+def scrub(text: str) -> str:
+    """An error from the PACS as it is stored, audited and shown: UIDs masked, cut short."""
+    cleaned = UID_LIKE.sub("<UID>", text)
+    return cleaned if len(cleaned) <= ERROR_KEPT else cleaned[:ERROR_KEPT - 1] + "…"
 
 
 def _finish(delivery: ReportDelivery, claim: str, status: str, error: str) -> Outcome:

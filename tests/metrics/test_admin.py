@@ -628,3 +628,11 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(world: World, mon
         "trial": world.trial.pk, "name": "Big", "csv_file": upload(GOLD)})
     assert "The file is larger than" in page(response)
     assert not LabelSet.objects.exists()
+
+
+def test_looking_at_a_run_is_recorded_as_the_analysis_is(metrics: Metrics) -> None:
+    client = metrics.world.client("coordinator")
+    run = MetricsRun.objects.get()
+    assert client.get(reverse("admin:metrics_metricsrun_change", args=[run.pk])).status_code == 200
+    event = AuditEvent.objects.filter(action="analysis.viewed").latest("pk")
+    assert event.after == {"what": f"metrics run {run.pk}"}

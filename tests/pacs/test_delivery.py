@@ -259,3 +259,12 @@ def test_fhir_diagnostic_report(tmp_path, monkeypatch, django_capture_on_commit_
         assert other.get(url).status_code == 403
     missing = f"/api/trials/{world.trial.slug}/cases/{case.pk + 999}/diagnostic-report/"
     assert coordinator.get(missing).status_code == 404
+
+
+def test_an_error_from_the_pacs_is_stored_without_uids() -> None:
+    from pacs.delivery import scrub
+
+    text = ("Refused: study 1.2.826.0.1.3680043.8.498.12345 already has a report "
+            "(from 127.0.0.1:104)")
+    assert scrub(text) == "Refused: study <UID> already has a report (from 127.0.0.1:104)"
+    assert len(scrub("x" * 2000)) == 500
