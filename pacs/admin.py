@@ -32,10 +32,10 @@ RELATED_ONLY = admin.RelatedOnlyFieldListFilter
 class CallingAEAdmin(TrialScopedAdmin):
     trial_path = "site__trial"
     audited = True
-    list_display = ("ae_title", "site", "created_at")
+    list_display = ("ae_title", "site", "addresses", "created_at")
     list_filter = (("site__trial", RELATED_ONLY),)
     search_fields = ("ae_title",)
-    fields = ("site", "ae_title")
+    fields = ("site", "ae_title", "addresses")
 
 
 @admin.register(RemoteNode)

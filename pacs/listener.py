@@ -98,11 +98,14 @@ def peer(assoc) -> str:
     return f"{assoc.requestor.address}:{assoc.requestor.port}"
 
 
-def site_for(ae_title: str) -> Site | None:
-    """The site whose studies a calling AE title sends (None: not allowed to send)."""
+def site_for(ae_title: str, address: str | None = None) -> Site | None:
+    """The site whose studies a calling AE title sends from ``address`` (None: not allowed to
+    send: an unknown AE title, or one the site ties to other addresses)."""
     calling = CallingAE.objects.select_related("site__trial").filter(
         ae_title=clean_ae(ae_title)).first()
-    return calling.site if calling else None
+    if calling is None or (address is not None and not calling.admits(address)):
+        return None
+    return calling.site
 
 
 class Listener:
@@ -204,7 +207,7 @@ class Listener:
         ae_title = clean_ae(assoc.requestor.primitive.calling_ae_title)
         address = peer(assoc)
         try:
-            site = site_for(ae_title)
+            site = site_for(ae_title, assoc.requestor.address)
         except Exception:
             logger.exception("Association from %r at %s refused: the calling AE could not be "
                              "checked", ae_title, address)
@@ -213,8 +216,8 @@ class Listener:
         finally:
             connection.close()
         if site is None:
-            logger.warning("Association from unknown calling AE %r at %s refused", ae_title,
-                           address)
+            logger.warning("Association from unknown calling AE %r at %s refused (or not "
+                           "from its addresses)", ae_title, address)
             self._reject(assoc, REJECT_UNKNOWN_CALLER)
             return
         if site.trial.status == Trial.Status.LOCKED:  # a locked trial takes no new image

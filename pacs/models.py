@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -20,6 +22,19 @@ from trial.secrets import check_env_name
 from trial.validators import single_line
 
 AE_TITLE = RegexValidator(r"^[ -~]{1,16}$", "1 to 16 printable ASCII characters.")
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of a comma-separated list (a bare address is a network of one)."""
+    return [ipaddress.ip_network(part.strip(), strict=False)
+            for part in (text or "").split(",") if part.strip()]
+
+
+def check_networks(text: str) -> None:
+    try:
+        parse_networks(text)
+    except ValueError as exc:
+        raise ValidationError(f"Not an IP address or network: {exc}") from exc
 
 
 def clean_ae(value: str) -> str:
@@ -35,6 +50,11 @@ class CallingAE(models.Model):
     ae_title = models.CharField(max_length=16, unique=True, validators=[AE_TITLE],
                                 help_text="The sender's own AE title (calling AE), e.g. "
                                           "the site's PACS or modality.")
+    addresses = models.CharField(
+        max_length=500, blank=True, validators=[check_networks],
+        help_text="The sender's IP addresses or networks, comma-separated (e.g. 10.1.2.3, "
+                  "10.1.4.0/24): an association from anywhere else is refused, whatever AE "
+                  "title it gives. Empty: any address (the AE title alone).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     audit_type = "pacs.CallingAE"
@@ -48,6 +68,17 @@ class CallingAE(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.ae_title = clean_ae(self.ae_title)
         super().save(*args, **kwargs)
+
+    def admits(self, address: str) -> bool:
+        """Whether an association from ``address`` may use this AE title."""
+        networks = parse_networks(self.addresses)
+        if not networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
 
     @property
     def trial(self):

@@ -378,3 +378,23 @@ def test_an_instance_over_the_size_limit_is_refused_before_the_spool(
     paths, _ = study(tmp_path, 1, seed=41)
     assert send(listener, paths) == [0xA700]
     assert not spooled()
+
+
+def test_an_ae_title_tied_to_addresses_is_refused_from_elsewhere(listener, site) -> None:
+    """Knowing a site's AE title is not enough where the site names its sender's addresses."""
+    CallingAE.objects.filter(ae_title=SENDER_AET).update(addresses="10.9.9.9, 192.168.7.0/24")
+    refused = associate(listener)
+    assert refused.is_rejected and not refused.is_established
+    CallingAE.objects.filter(ae_title=SENDER_AET).update(addresses="10.9.9.9, 127.0.0.0/8")
+    accepted = associate(listener)
+    assert accepted.is_established
+    accepted.release()
+
+
+def test_addresses_must_be_ip_addresses_or_networks(site) -> None:
+    from django.core.exceptions import ValidationError
+
+    calling = CallingAE.objects.get(ae_title=SENDER_AET)
+    calling.addresses = "10.0.0.1, hospital.example.org"
+    with pytest.raises(ValidationError, match="Not an IP address or network"):
+        calling.full_clean()
