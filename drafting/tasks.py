@@ -90,17 +90,24 @@ def producers() -> kombu.pools.ProducerPool:
     return kombu.pools.producers[app.connection_for_write(transport_options=options)]
 
 
-def send(draft: Draft) -> bool:
-    """Hand the draft's task to the queue; False (logged) if the broker cannot take it now."""
+def send_task(task: Task, args: tuple, *, what: str) -> bool:
+    """Hand ``task(*args)`` to the queue without waiting for a broker that is down; False
+    (logged) if it cannot take it now (the caller's sweep sends it later)."""
     try:
         if in_process():
-            generate_draft.apply_async((draft.case_id,))
+            task.apply_async(args)
         else:
             with producers().acquire(block=True, timeout=send_timeout()) as producer:
-                generate_draft.apply_async((draft.case_id,), retry=False, producer=producer)
+                task.apply_async(args, retry=False, producer=producer)
     except Exception:  # broker down or unreachable: the sweep sends it later
-        logger.warning("Could not queue the draft of case %s; the sweep will retry",
-                       draft.case_id, exc_info=True)
+        logger.warning("Could not queue %s; the sweep will retry", what, exc_info=True)
+        return False
+    return True
+
+
+def send(draft: Draft) -> bool:
+    """Hand the draft's task to the queue; False (logged) if the broker cannot take it now."""
+    if not send_task(generate_draft, (draft.case_id,), what=f"the draft of case {draft.case_id}"):
         return False
     Draft.objects.filter(pk=draft.pk, status=Draft.Status.QUEUED).update(sent_at=timezone.now())
     return True

@@ -77,7 +77,7 @@ def label(labeller: Labeller, texts: Iterable[str], *,
 
 def _label_by_rules(row: Labelling, policy: str, now: datetime) -> None:
     found = rules.mentions(row.text)
-    row.labels = rules.label_report(row.text, uncertain=policy)
+    row.labels = rules.labels_of(found, policy)
     row.uncertain = sorted({m.finding for m in found if m.status == "uncertain"})
     row.status, row.attempts = ChatJob.Status.DONE, 1
     row.started_at = row.finished_at = now

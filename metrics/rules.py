@@ -52,7 +52,7 @@ from trial.findings import FINDINGS, NO_FINDING, with_no_finding
 
 __all__ = [
     "DESCRIPTION", "FIXED", "PHRASES", "RULES_VERSION", "UNCERTAIN_POLICIES", "Mention",
-    "label_many", "label_report", "mentions", "split_sentences", "with_no_finding",
+    "label_many", "label_report", "labels_of", "mentions", "split_sentences", "with_no_finding",
 ]
 
 RULES_VERSION = "1.0"
@@ -584,7 +584,8 @@ def _check_policy(uncertain: str) -> None:
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, not {uncertain!r}")
 
 
-def _labels(found: list[Mention], uncertain: str) -> dict[str, int]:
+def labels_of(found: list[Mention], uncertain: str) -> dict[str, int]:
+    """The 14 findings as 0/1 from a report's ``mentions`` (no second reading of the text)."""
     counted = (POSITIVE, UNCERTAIN) if uncertain == "positive" else (POSITIVE,)
     return with_no_finding({m.finding: 1 for m in found if m.status in counted})
 
@@ -593,10 +594,10 @@ def label_report(text: str, *, uncertain: str = "positive") -> dict[str, int]:
     """The 14 findings of ``text`` as 0/1. An uncertain mention counts as ``uncertain`` says;
     an empty report has no positive finding, so its No Finding is 1."""
     _check_policy(uncertain)
-    return _labels(mentions(text), uncertain)
+    return labels_of(mentions(text), uncertain)
 
 
 def label_many(texts: Iterable[str], *, uncertain: str = "positive") -> list[dict[str, int]]:
     """``label_report`` of each text, in order."""
     _check_policy(uncertain)
-    return [_labels(mentions(text), uncertain) for text in texts]
+    return [labels_of(mentions(text), uncertain) for text in texts]

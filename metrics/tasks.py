@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from celery import shared_task
 from django.utils import timezone
 
-from drafting.tasks import in_process, producers, run_with_retries, send_timeout
+from drafting.tasks import run_with_retries, send_task
 
 from . import jobs, run
 from .models import ChatJob, Judgement
@@ -39,15 +39,7 @@ def sweep_chat_jobs() -> int:
 def send(job: ChatJob) -> bool:
     """Hand the row's task to the queue; False (logged) if the broker cannot take it now."""
     kind = "judge" if isinstance(job, Judgement) else "label"
-    try:
-        if in_process():
-            run_chat_job.apply_async((kind, job.pk))
-        else:
-            with producers().acquire(block=True, timeout=send_timeout()) as producer:
-                run_chat_job.apply_async((kind, job.pk), retry=False, producer=producer)
-    except Exception:  # broker down or unreachable: the sweep sends it later
-        logger.warning("Could not queue %s %s; the sweep will retry", kind, job.pk,
-                       exc_info=True)
+    if not send_task(run_chat_job, (kind, job.pk), what=f"{kind} job {job.pk}"):
         return False
     type(job).objects.filter(pk=job.pk, status=ChatJob.Status.QUEUED,
                              sent_at__isnull=True).update(sent_at=timezone.now())

@@ -13,15 +13,8 @@ class PacsConfig(AppConfig):
         """pacs extends the apps below it, which never import it: a signed final report is
         sent to the site's PACS, and an import keeps a study's original identifiers where
         the site allows it."""
-        import pynetdicom._config as dimse
-
         from reader.review import review_signed
         from trial.signals import before_deidentify
-
-        # pynetdicom logs every C-FIND/C-MOVE/C-STORE identifier at INFO: accession numbers
-        # and original UIDs must never reach the logs.
-        dimse.LOG_REQUEST_IDENTIFIERS = False
-        dimse.LOG_RESPONSE_IDENTIFIERS = False
 
         review_signed.connect(_deliver_report, dispatch_uid="pacs.deliver_report")
         before_deidentify.connect(_keep_original_ids, dispatch_uid="pacs.keep_original_ids")

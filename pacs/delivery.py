@@ -248,7 +248,7 @@ def _finish(delivery: ReportDelivery, claim: str, status: str, error: str) -> Ou
 
 def c_store(node: RemoteNode, document: Dataset) -> None:
     """C-STORE the document to a DIMSE node; ``DeliveryError`` unless it is stored."""
-    from pynetdicom import AE
+    from .dimse import AE
 
     where = f"{node.ae_title}@{node.host}:{node.port}"
     ae = AE(ae_title=settings.DICOM_CALLING_AE_TITLE)

@@ -35,7 +35,6 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     ComputedRadiographyImageStorage,
     DigitalXRayImageStorageForPresentation,
@@ -48,6 +47,7 @@ from trial.dicom.validate import DicomRejected, max_bytes, read_header
 from trial.models import ImportJob, Site, Trial
 
 from . import intake
+from .dimse import AE, evt
 from .models import CallingAE, clean_ae
 
 logger = logging.getLogger(__name__)

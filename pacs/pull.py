@@ -49,7 +49,6 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
@@ -65,6 +64,7 @@ from trial.lifecycle import check_writable
 from trial.models import Case, ImportJob, Site
 
 from . import intake
+from .dimse import AE
 from .models import CallingAE, PullItem, PullRun, RemoteNode, clean_ae
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
-from drafting.tasks import in_process, producers, run_with_retries, send_timeout
+from drafting.tasks import run_with_retries, send_task
 
 from . import delivery
 from .models import ReportDelivery
@@ -40,15 +40,7 @@ def sweep_deliveries() -> int:
 
 def send(row: ReportDelivery) -> bool:
     """Hand the delivery's task to the queue; False (logged) if the broker cannot take it."""
-    try:
-        if in_process():
-            deliver_report.apply_async((row.pk,))
-        else:
-            with producers().acquire(block=True, timeout=send_timeout()) as producer:
-                deliver_report.apply_async((row.pk,), retry=False, producer=producer)
-    except Exception:  # broker down or unreachable: the sweep sends it later
-        logger.warning("Could not queue report delivery %s; the sweep will retry", row.pk,
-                       exc_info=True)
+    if not send_task(deliver_report, (row.pk,), what=f"report delivery {row.pk}"):
         return False
     ReportDelivery.objects.filter(pk=row.pk, status=ReportDelivery.Status.QUEUED,
                                   sent_at__isnull=True).update(sent_at=timezone.now())

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from drafting.tasks import in_process
 from metrics import jobs, sources, tasks
 from metrics.models import ChatJob, Labeller, Labelling
 from trial.management.base import ServiceCommand, find_trial, find_user
@@ -63,7 +64,7 @@ class Command(ServiceCommand):
         if labeller.kind == Labeller.Kind.LLM:
             unsent = list(mine.filter(status=ChatJob.Status.QUEUED, sent_at__isnull=True)
                           .exclude(pk__in=[row.pk for row in new]))
-            if tasks.in_process():
+            if in_process():
                 self.stdout.write("No REDIS_URL: each text is labelled here, as it is sent.")
             work = [*new, *retried, *unsent]
             for done, row in enumerate(work, start=1):
