@@ -21,10 +21,12 @@ institution, ...), so every instance is new to the importer and really de-identi
     - platform: ``pacs.listener.Listener`` in this process (its settle thread every 0.1 s,
       ``DICOM_STUDY_QUIET_SECONDS`` = ``--quiet``): each instance spooled (fsync, rename),
       each study imported once quiet (validation and pixel decode, de-identification,
-      storage, viewer files, audit); wall time from the association request until the last
-      import job has finished (its ``finished_at``). The quiet time is INCLUDED, nothing is
-      subtracted: the last study waits ``--quiet`` s (plus up to one settle round) before its
-      import starts.
+      storage, viewer files, audit) by a real Celery worker process (prefork, ``--processes``,
+      by default as many as CPUs, as Celery's default) as the compose stack runs it, or with
+      ``--import-in listener`` by the listener's own thread (no broker); wall time from the
+      association request until the last import job has finished (its ``finished_at``). The
+      quiet time is INCLUDED, nothing is subtracted: the last study waits ``--quiet`` s (plus
+      up to one settle round) before its import starts.
     Both printed as instances/s; ratio = platform wall / baseline wall (goal <= 1.5). Where
     the platform's time goes, timed by wrapping the functions (same run): receive (to the last
     C-STORE response) of which the spool writes (``intake.receive``) and header reads
@@ -32,7 +34,8 @@ institution, ...), so every instance is new to the importer and really de-identi
     response (quiet time, then what import is still to do); the import's busy time (the sum
     of ``intake.import_path`` over the studies; it overlaps receiving), its CPU time (the
     settle thread's; the difference is waiting: the GIL, the other processes), and, per
-    instance, its parts, each less the parts it calls: validation and decode
+    instance (``--import-in listener`` only: a worker's are in another process), its parts,
+    each less the parts it calls: validation and decode
     (``validate_file``), de-identification (``deidentify``), encoding (``to_bytes``),
     storage (the file storage's ``save``), viewer files (``prepare``), audit (``record``),
     database queries (``CursorWrapper.execute``, within those functions only), and the rest
@@ -113,6 +116,12 @@ def parse_args() -> argparse.Namespace:
                         help="DICOM_STUDY_QUIET_SECONDS of the listener (0.5); included.")
     parser.add_argument("--associations", type=int, default=1,
                         help="Associations the SCU sends over at once (1).")
+    parser.add_argument("--import-in", choices=["worker", "listener"], default="worker",
+                        help="Who imports received studies: a Celery worker (prefork, "
+                             "--processes), as in production with a broker (default), or the "
+                             "listener's own thread (no broker; with the import's breakdown).")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="The worker's pool processes (default: the CPUs, as Celery's).")
     parser.add_argument("--only", choices=["listener", "pull"],
                         help="Run only (a) the listener or (b) the pull.")
     parser.add_argument("--quick", action="store_true",
@@ -336,6 +345,10 @@ class FileSCP:
         self.server.shutdown()
 
 
+WORKER_ENV = ("DATABASE_URL", "MEDIA_ROOT", "DATA_DIR", "SECRET_KEY", "DICOM_SPOOL_DIR",
+              "DICOM_STUDY_QUIET_SECONDS", "LOG_LEVEL")
+
+
 def listener_bench(args: argparse.Namespace, images: Images, tmp: Path) -> dict[str, Any]:
     from django.conf import settings
 
@@ -343,7 +356,8 @@ def listener_bench(args: argparse.Namespace, images: Images, tmp: Path) -> dict[
     from pacs.models import CallingAE
     from trial.models import Image, ImportJob, Site, Trial
 
-    out: dict[str, Any] = {"quiet": float(settings.DICOM_STUDY_QUIET_SECONDS)}
+    out: dict[str, Any] = {"quiet": float(settings.DICOM_STUDY_QUIET_SECONDS),
+                           "import_in": args.import_in}
     n = args.instances
     print(f"(a) writing {n} + {PER_STUDY} warm-up instances...", flush=True)
     warm = [images.study("warm-l", PER_STUDY, accession="WARML")]
@@ -375,6 +389,21 @@ def listener_bench(args: argparse.Namespace, images: Images, tmp: Path) -> dict[
         return check
 
     with contextlib.ExitStack() as stack:
+        if args.import_in == "worker":  # as the compose stack runs: a broker and a worker
+            from tests.support.celery_helpers import celery_worker, wait_ready
+
+            print(f"(a) starting a Celery worker ({args.processes} processes)...", flush=True)
+            log = tmp / "worker.log"
+            proc = stack.enter_context(celery_worker(
+                redis_url=settings.CELERY_BROKER_URL, queue="celery", log=log, name="bench",
+                pool="prefork", concurrency=args.processes, include="pacs.tasks",
+                env={key: os.environ[key] for key in WORKER_ENV}))
+            wait_ready(proc, log)
+        else:  # no broker: the listener's thread imports (and the import's parts are timed)
+            from config.celery import app
+
+            stack.callback(app.conf.update, task_always_eager=app.conf.task_always_eager)
+            app.conf.task_always_eager = True
         for owner, name, label in ((intake, "receive", "spool"),
                                    (listener, "study_of", "header"),
                                    (intake, "import_path", "import")):
@@ -512,7 +541,8 @@ def print_listener(a: dict[str, Any], args: argparse.Namespace, image_mib: float
     ratio = platform / base
     print(f"(a) listener: {n} instances ({image_mib:.2f} MiB each, {SIZE}x{SIZE} 16-bit, "
           f"{n // PER_STUDY} studies of {PER_STUDY}), {args.associations} association(s), "
-          f"quiet time {a['quiet']:g} s, settle every {SETTLE_EVERY:g} s")
+          f"quiet time {a['quiet']:g} s, settle every {SETTLE_EVERY:g} s, imported by "
+          f"{'a Celery worker' if a['import_in'] == 'worker' else 'the listener thread'}")
     print(f"    baseline, bare SCP writing files   {base:7.2f} s  {n / base:7.1f} instances/s")
     print(f"    platform, send -> last imported    {platform:7.2f} s  {n / platform:7.1f} "
           f"instances/s   (quiet time included)")
@@ -526,6 +556,13 @@ def print_listener(a: dict[str, Any], args: argparse.Namespace, image_mib: float
           f"{ms(total.get('header', 0) / n).strip()}/instance")
     print(f"      tail after the last response     {platform - received:7.2f} s  (the quiet "
           f"time {a['quiet']:g} s, up to a settle round, the import left to do)")
+    if a["import_in"] == "worker":
+        print(f"    import: {a['jobs']} import jobs on a Celery worker ({args.processes} "
+              f"processes), busy {a['job_s']:.2f} s in all by their own timestamps, "
+              f"{ms(a['job_s'] / n).strip()}/instance (its parts: --import-in listener)")
+        print(f"    stored: {a['stored_mib']:.0f} MiB (files and viewer files); stored files "
+              f"with an identifying value of the sent ones: {a['leaks']}")
+        return
     whole = total.get("import", 0.0)
     print(f"    import alone: {a['jobs']} import jobs (import_path), busy {whole:.2f} s in all "
           f"(their own timestamps: {a['job_s']:.2f} s), CPU {a['cpu'].get('import', 0):.2f} s;"

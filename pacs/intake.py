@@ -5,7 +5,8 @@ The listener writes each received instance into a spool folder per site and stud
 nothing partial. A study is imported only once it has been quiet (no new instance) for
 ``DICOM_STUDY_QUIET_SECONDS``: ``settle`` then hands its folder to ``trial.dicom.importer.
 import_path`` (validation, de-identification, de-duplication, one transaction per file, the
-import job's report) and removes it. STOW-RS imports each instance at once with
+import job's report) and removes it; with a broker, a worker does that (``import_queued``),
+so the listener's process only receives. STOW-RS imports each instance at once with
 ``import_instance`` (the sender waits for the per-instance answer), through the same
 ``import_file``.
 
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -34,7 +36,8 @@ from trial.models import ImportJob, Site
 logger = logging.getLogger(__name__)
 
 PART = ".part"
-CLAIMED = ".importing-"
+CLAIMED = ".importing-"  # being imported by this process (``recover`` at start-up)
+QUEUED = ".queued-"  # handed to a worker (``stale_queued`` hands it off again if it stays)
 
 
 def spool_root() -> Path:
@@ -45,8 +48,12 @@ def _name(uid: str) -> str:
     return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
+def site_folder(site: Site) -> Path:
+    return spool_root() / f"site-{site.pk}"
+
+
 def study_folder(site: Site, study_uid: str) -> Path:
-    return spool_root() / f"site-{site.pk}" / _name(study_uid)
+    return site_folder(site) / _name(study_uid)
 
 
 def receive(site: Site, data: bytes, *, study_uid: str, sop_uid: str) -> Path:
@@ -85,40 +92,89 @@ def waiting(*, now: float | None = None) -> list[tuple[Site, Path, bool]]:
         if site is None or not site_dir.is_dir():
             continue
         for folder in sorted(site_dir.iterdir()):
-            if folder.is_dir() and not folder.name.startswith(CLAIMED):
+            if folder.is_dir() and not folder.name.startswith((CLAIMED, QUEUED)):
                 newest = _newest(folder)
                 found.append((site, folder, bool(newest) and now - newest >= quiet_seconds()))
     return found
 
 
-def settle(*, now: float | None = None) -> list[ImportJob]:
-    """Import every spooled study quiet for ``DICOM_STUDY_QUIET_SECONDS``; one job each."""
+def settle(*, now: float | None = None,
+           hand_off: Callable[[Site, Path], bool] | None = None) -> list[ImportJob]:
+    """Import every spooled study quiet for ``DICOM_STUDY_QUIET_SECONDS``; one job each.
+
+    With ``hand_off`` (the listener, when there is a broker) a quiet study is renamed
+    ``.queued-...`` and handed to a worker (``import_queued``), so receiving and importing run
+    in different processes; if the hand-off fails (broker down), it is imported here and now.
+    Returns the jobs imported here."""
     jobs = []
     for site, folder, quiet in waiting(now=now):
         if not quiet:
             continue
-        claimed = folder.with_name(f"{CLAIMED}{uuid.uuid4().hex[:8]}-{folder.name}")
-        try:
-            folder.rename(claimed)  # another settle took it first: skip
-        except OSError:
+        if hand_off is not None:
+            queued = _claim(folder, QUEUED)
+            if queued is None:
+                continue
+            if hand_off(site, queued):
+                continue
+            job = import_queued(site, queued)  # the broker did not take it: not lost
+            if job is not None:
+                jobs.append(job)
             continue
-        for leftover in claimed.glob(f"*{PART}"):  # a write that never finished
-            leftover.unlink(missing_ok=True)
-        try:
-            jobs.append(import_path(claimed, trial=site.trial, site=site))
-        except TrialLocked:
-            # Locked since it arrived: it will never be imported, and an identified study
-            # must not wait on disk for ever.
-            logger.warning("A study received for site %s was discarded: its trial is locked",
-                           site)
-            shutil.rmtree(claimed, ignore_errors=True)
+        claimed = _claim(folder)
+        if claimed is None:  # another settle took it first: skip
             continue
-        except Exception:
-            logger.exception("Import of a received study for site %s failed; kept in %s",
-                             site, claimed)
-            continue
-        shutil.rmtree(claimed, ignore_errors=True)
+        job = _import_claimed(site, claimed)
+        if job is not None:
+            jobs.append(job)
     return jobs
+
+
+def import_queued(site: Site, folder: Path) -> ImportJob | None:
+    """Import a study handed off by ``settle`` (a worker's task; safe to run twice: a second
+    run finds the folder gone, or imports its files as duplicates). None if already done."""
+    if not folder.is_dir():
+        return None
+    return _import_claimed(site, folder)
+
+
+def _import_claimed(site: Site, claimed: Path) -> ImportJob | None:
+    """Import a claimed study folder and remove it; a locked trial's study is discarded; a
+    broken import keeps the folder (logged) for ``recover`` or ``resend_stale``."""
+    try:
+        job = import_path(claimed, trial=site.trial, site=site)
+    except TrialLocked:
+        # Locked since it arrived: it will never be imported, and an identified study
+        # must not wait on disk for ever.
+        logger.warning("A study received for site %s was discarded: its trial is locked", site)
+        shutil.rmtree(claimed, ignore_errors=True)
+        return None
+    except Exception:
+        logger.exception("Import of a received study for site %s failed; kept in %s",
+                         site, claimed)
+        return None
+    shutil.rmtree(claimed, ignore_errors=True)
+    return job
+
+
+def stale_queued(*, older_than: float, now: float | None = None) -> list[tuple[Site, Path]]:
+    """Studies handed to a worker at least ``older_than`` s ago and still there (the broker
+    lost the task, or the import broke): the listener hands them off again."""
+    now = time.time() if now is None else now
+    root = spool_root()
+    if not root.exists():
+        return []
+    sites = {f"site-{site.pk}": site for site in Site.objects.select_related("trial")}
+    found = []
+    for folder in sorted(root.glob(f"site-*/{QUEUED}*")):
+        site = sites.get(folder.parent.name)
+        try:
+            touched = folder.stat().st_mtime
+        except FileNotFoundError:  # imported meanwhile
+            continue
+        if site is not None and folder.is_dir() and now - touched >= older_than:
+            os.utime(folder)  # handed off again now: not again next round
+            found.append((site, folder))
+    return found
 
 
 def import_instance(site: Site, data: bytes, *, name: str,
@@ -154,9 +210,9 @@ def recover() -> int:
     return count
 
 
-def _claim(folder: Path) -> Path | None:
+def _claim(folder: Path, prefix: str = CLAIMED) -> Path | None:
     """Take a study folder for import (None: not there, or a ``settle`` took it first)."""
-    claimed = folder.with_name(f"{CLAIMED}{uuid.uuid4().hex[:8]}-{folder.name}")
+    claimed = folder.with_name(f"{prefix}{uuid.uuid4().hex[:8]}-{folder.name}")
     try:
         folder.rename(claimed)
     except OSError:

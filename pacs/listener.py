@@ -7,8 +7,10 @@ instance is written, as sent (its transfer syntax kept, nothing decoded), into t
 ``pacs.intake.receive``; the sender is told success only once the file is safely on disk. A
 thread of the listener settles the spool every few seconds: studies quiet for
 ``DICOM_STUDY_QUIET_SECONDS`` go through the same import as ``import_dicom``
-(``intake.settle``). The associations' threads touch the database only at association time,
-and close their connection straight after: a busy sender costs no query per instance.
+(``intake.settle``), on a Celery worker when there is a broker (``REDIS_URL``; the listener's
+own process then only receives), else in that thread. The associations' threads touch the
+database only at association time, and close their connection straight after: a busy sender
+costs no query per instance.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from drafting.tasks import in_process
 from trial.dicom.validate import DicomRejected, max_bytes, read_header
 from trial.models import ImportJob, Site, Trial
 
-from . import intake
+from . import intake, tasks
 from .dimse import AE, evt
 from .models import CallingAE, clean_ae
 
@@ -183,7 +186,16 @@ class Listener:
     def settle_once(self) -> list[ImportJob]:
         """Import the quiet studies now; an outage is logged and tried again next round."""
         try:
-            jobs = intake.settle()
+            hand_off = None if in_process() else tasks.hand_off  # a broker: workers import
+            jobs = intake.settle(hand_off=hand_off)
+            if hand_off is not None:
+                timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+                for site, folder in intake.stale_queued(older_than=timeout):
+                    logger.warning("A received study handed to a worker %d s ago is still in "
+                                   "the spool: handed off again", timeout)
+                    if not hand_off(site, folder):
+                        job = intake.import_queued(site, folder)
+                        jobs += [job] if job else []
             for job in jobs:
                 logger.info("Received study imported for site %s (import #%s): %d imported, "
                             "%d duplicate, %d rejected", job.site.code, job.pk, job.imported,

@@ -1,6 +1,6 @@
-"""The pacs app's Celery side: the report delivery task, and handing deliveries to the queue
-(the only module here that knows Celery). Without ``REDIS_URL`` a sent task runs in-process at
-once, as drafts do.
+"""The pacs app's Celery side: the report delivery task, the import of studies the listener
+received, and handing both to the queue (the only module here that knows Celery). Without
+``REDIS_URL`` a sent task runs in-process at once, as drafts do.
 
 As for drafts: the task takes a primary key and is safe to run twice (``pacs.delivery`` sends
 and stores one outcome per row); a send never waits for a broker that is down (the row stays
@@ -17,8 +17,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from drafting.tasks import run_with_retries, send_task
+from trial.models import Site
 
-from . import delivery
+from . import delivery, intake
 from .models import ReportDelivery
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,28 @@ def deliver_report(self, pk: int) -> dict:
 def sweep_deliveries() -> int:
     """Periodic (celery beat): send again what was never sent, lost or taken over."""
     return send_all(delivery.lost())
+
+
+@shared_task(name="pacs.tasks.import_received", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def import_received(site_pk: int, name: str) -> dict:
+    """Import a study the listener received and handed off (``intake.settle``): the folder
+    ``name`` in the site's spool, nothing else (a message names no path)."""
+    site = Site.objects.select_related("trial").filter(pk=site_pk).first()
+    if site is None or "/" in name or not name.startswith(intake.QUEUED):
+        logger.error("Received study %r of site %s: not a queued spool folder", name, site_pk)
+        return {"status": "refused"}
+    job = intake.import_queued(site, intake.site_folder(site) / name)
+    if job is None:
+        return {"status": "gone"}
+    return {"status": job.status, "job": job.pk, "imported": job.imported,
+            "duplicates": job.duplicates, "rejected": job.rejected}
+
+
+def hand_off(site: Site, folder) -> bool:
+    """Queue the import of a quiet received study on a worker; False if the broker cannot
+    take it (the listener then imports it itself)."""
+    return send_task(import_received, (site.pk, folder.name), what=f"received study of {site}")
 
 
 def send(row: ReportDelivery) -> bool:
