@@ -14,12 +14,13 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import Token
 
+from drafting.tasks import in_process
 from trial import audit
 from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin, call_service, may_coordinate
 
@@ -80,6 +81,11 @@ class RemoteNodeAdmin(TrialScopedAdmin):
                    "node": node, "title": f"Pull studies from {node.name}"}
         if request.method == "POST" and form.is_valid():
             accessions = form.cleaned_data["accessions"]
+            if not in_process():  # a worker pulls; the run's page follows it
+                queued = self._queue_pull(request, node, accessions)
+                if queued is not None:
+                    return queued
+                return TemplateResponse(request, "admin/pacs/remotenode/pull.html", context)
             done, run = call_service(self, request, pull, node.site, node, accessions,
                                      by=request.user, request_label="the admin's form")
             if done:
@@ -88,6 +94,25 @@ class RemoteNodeAdmin(TrialScopedAdmin):
                     item.accession = run.accessions.get(item.line, "")
                 context.update(run=run, items=items, form=PullForm())
         return TemplateResponse(request, "admin/pacs/remotenode/pull.html", context)
+
+
+    def _queue_pull(self, request: HttpRequest, node: RemoteNode,
+                    accessions: list[str]) -> HttpResponse | None:
+        """Queue the pull on a worker and go to its run's page (None: refused, said)."""
+        from .pull import queue_pull, run_queued
+        from .tasks import start_pull
+
+        done, queued = call_service(self, request, queue_pull, node.site, node, accessions,
+                                    by=request.user, request_label="the admin's form")
+        if not done:
+            return None
+        run, sealed = queued
+        if start_pull(run, sealed):
+            self.message_user(request, f"Pull run {run.pk} queued: this page follows it. Its "
+                                       "lines are those of the list you pasted.")
+        else:  # no broker to take it: done here and now
+            run_queued(run, sealed)
+        return HttpResponseRedirect(reverse("admin:pacs_pullrun_change", args=[run.pk]))
 
 
 class PullForm(forms.Form):
@@ -196,10 +221,16 @@ class PullRunAdmin(ReadOnlyAdmin):
     trial_path = "site__trial"
     list_display = ("created_at", "site", "node", "status", "processed", "total", "request")
     list_filter = (("site__trial", RELATED_ONLY), "status")
-    fields = ("site", "node", "status", "request", "total", "processed", "error",
-              "requested_by", "created_at", "finished_at")
+    fields = ("site", "node", "status", "request", "progress", "error", "requested_by",
+              "created_at", "finished_at")
     readonly_fields = fields
     inlines = (PullItemInline,)
+    change_form_template = "admin/pacs/pullrun/change_form.html"  # refreshes while running
+
+    @admin.display(description="progress")
+    def progress(self, obj: PullRun) -> str:
+        return format_html('<progress max="{}" value="{}"></progress> {} of {} accession '
+                           'number(s)', obj.total or 1, obj.processed, obj.processed, obj.total)
 
     def has_view_permission(self, request: HttpRequest, obj: PullRun | None = None) -> bool:
         return self._may(request, obj)

@@ -37,6 +37,8 @@ memory (``PullRun.accessions``), to print for the coordinator who gave them.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import tempfile
 import time
@@ -46,6 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.utils import timezone
 from pydicom.dataset import Dataset
@@ -76,6 +81,7 @@ LISTENER_WAIT_S = 60.0  # s to wait for the listener's own import when it took t
 WILDCARDS = set("*?\\")
 MAX_ACCESSION = 16  # VR SH
 PENDING = (0xFF00, 0xFF01)
+SEALED_TTL_S = 24 * 3600  # a queued list older than this is not read (a lost, late task)
 SUCCESS, WARNING, UNKNOWN_DESTINATION = 0x0000, 0xB000, 0xA801
 
 
@@ -335,30 +341,36 @@ def distinct(accessions: Iterable[str]) -> list[tuple[int, str]]:
     return found
 
 
+def check_node(site: Site, node: RemoteNode) -> None:
+    """``Invalid`` (or ``TrialLocked``) unless ``node`` may be pulled from into ``site``."""
+    if node.site_id != site.pk:
+        raise Invalid(f"{node} is not a node of site {site.code}.")
+    if not node.retrieve:
+        raise Invalid(f"{node} is not configured for retrieval.")
+    check_writable(site.trial, "Images")  # a locked trial takes no new case
+    if node.protocol == RemoteNode.Protocol.DIMSE:
+        other = CallingAE.objects.filter(ae_title=clean_ae(node.ae_title)).exclude(
+            site=site).select_related("site").first()
+        if other is not None:
+            # The listener files what this PACS sends under the site its AE title names:
+            # a C-MOVE for this site would land in the other site's trial.
+            raise Invalid(f"{node}'s AE title {other.ae_title} sends to site "
+                          f"{other.site.code} of another trial or site: the studies moved "
+                          "would be filed there. Give this PACS another AE title for "
+                          "this site, or pull over DICOMweb.")
+
+
 class _Run:
     """One pull run's state: its job, its client, and how to settle one item."""
 
-    def __init__(self, site: Site, node: RemoteNode, *, by, request: str) -> None:
-        if node.site_id != site.pk:
-            raise Invalid(f"{node} is not a node of site {site.code}.")
-        if not node.retrieve:
-            raise Invalid(f"{node} is not configured for retrieval.")
-        check_writable(site.trial, "Images")  # a locked trial takes no new case
-        if node.protocol == RemoteNode.Protocol.DIMSE:
-            other = CallingAE.objects.filter(ae_title=clean_ae(node.ae_title)).exclude(
-                site=site).select_related("site").first()
-            if other is not None:
-                # The listener files what this PACS sends under the site its AE title names:
-                # a C-MOVE for this site would land in the other site's trial.
-                raise Invalid(f"{node}'s AE title {other.ae_title} sends to site "
-                              f"{other.site.code} of another trial or site: the studies moved "
-                              "would be filed there. Give this PACS another AE title for "
-                              "this site, or pull over DICOMweb.")
+    def __init__(self, site: Site, node: RemoteNode, *, by, request: str,
+                 run: PullRun | None = None) -> None:
+        check_node(site, node)
         self.site, self.node = site, node
         self.trial = site.trial
         self.actor = by if getattr(by, "is_authenticated", False) else None
-        self.run = PullRun.objects.create(site=site, node=node, request=request[:300],
-                                          requested_by=self.actor)
+        self.run = run or PullRun.objects.create(site=site, node=node, request=request[:300],
+                                                 requested_by=self.actor)
         self.run.accessions = {}  # line -> accession: in memory only, for the caller
         self.job = ImportJob.objects.create(
             trial=self.trial, site=site, created_by=self.actor,
@@ -528,9 +540,15 @@ def pull(site: Site, node: RemoteNode, accessions: list[str], *, by=None,
     ``run.accessions`` (line -> accession) and ``run.job`` are set in memory for the
     caller's report."""
     wanted = distinct(accessions)
-    request = f"{len(wanted)} accession number(s)" + (f" from {request_label}"
-                                                      if request_label else "")
-    state = _Run(site, node, by=by, request=request)
+    return _pull(_Run(site, node, by=by, request=_request(wanted, request_label)), wanted,
+                 progress)
+
+
+def _request(wanted: list[tuple[int, str]], label: str) -> str:
+    return f"{len(wanted)} accession number(s)" + (f" from {label}" if label else "")
+
+
+def _pull(state: _Run, wanted: list[tuple[int, str]], progress: Progress | None) -> PullRun:
     run = state.run
     run.total = len(wanted)
     run.save(update_fields=["total"])
@@ -540,6 +558,56 @@ def pull(site: Site, node: RemoteNode, accessions: list[str], *, by=None,
         run.accessions[line] = accession
         work.append((item, lambda a=accession, i=item: state.by_accession(a, i)))
     return _loop(state, work, progress)
+
+
+def queue_pull(site: Site, node: RemoteNode, accessions: list[str], *, by=None,
+               request_label: str = "") -> tuple[PullRun, str]:
+    """A pull for a worker (the admin's form, with a broker): the run, checked as ``pull``
+    checks it and waiting (``total`` set, nothing done), and the sealed list for
+    ``run_queued`` (encrypted: accession numbers are identifiers, not left in the broker)."""
+    wanted = distinct(accessions)
+    check_node(site, node)
+    actor = by if getattr(by, "is_authenticated", False) else None
+    run = PullRun.objects.create(site=site, node=node, request=_request(wanted, request_label),
+                                 requested_by=actor, total=len(wanted))
+    return run, seal({str(line): accession for line, accession in wanted})
+
+
+def run_queued(run: PullRun, sealed: str) -> PullRun:
+    """Do a queued pull (a worker). A run no longer waiting (done, or taken by an earlier
+    delivery of the task) is left as it is: the coordinator runs the list again, which skips
+    what is in."""
+    if run.status != PullRun.Status.RUNNING or run.items.exists():
+        return run
+    wanted = sorted((int(line), accession) for line, accession in unseal(sealed).items())
+    try:
+        state = _Run(run.site, run.node, by=run.requested_by, request=run.request, run=run)
+    except Exception as exc:  # locked since, or the node changed: the run says why
+        run.status, run.error = PullRun.Status.FAILED, str(exc)
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        return run
+    return _pull(state, wanted, None)
+
+
+def _fernet() -> Fernet:
+    """A key of its own, derived from SECRET_KEY (web and workers share it)."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cxr-pacs-pull-list",
+               info=b"accession numbers in a queued pull").derive(settings.SECRET_KEY.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(accessions: dict[str, str]) -> str:
+    return _fernet().encrypt(json.dumps(accessions).encode()).decode()
+
+
+def unseal(sealed: str) -> dict[str, str]:
+    """The sealed list; ``PullError`` if it is not one of ours or older than a day."""
+    try:
+        return json.loads(_fernet().decrypt(sealed.encode(), ttl=SEALED_TTL_S))
+    except (InvalidToken, ValueError) as exc:
+        raise PullError("the queued list could not be read (expired, or another "
+                        "SECRET_KEY)") from exc
 
 
 def pull_dates(site: Site, node: RemoteNode, first: str, last: str, *, by=None,

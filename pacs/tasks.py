@@ -55,6 +55,27 @@ def import_received(site_pk: int, name: str) -> dict:
             "duplicates": job.duplicates, "rejected": job.rejected}
 
 
+@shared_task(name="pacs.tasks.pull_accessions", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def pull_accessions(run_pk: int, sealed: str) -> dict:
+    """A pull queued by the admin's form (``pull.queue_pull``): done here, its run followed
+    on the run's page."""
+    from .models import PullRun
+    from .pull import run_queued
+
+    run = PullRun.objects.select_related("site__trial", "node", "requested_by").filter(
+        pk=run_pk).first()
+    if run is None:
+        return {"status": "missing"}
+    run = run_queued(run, sealed)
+    return {"status": run.status, "run": run.pk}
+
+
+def start_pull(run, sealed: str) -> bool:
+    """Queue a pull prepared by ``pull.queue_pull``; False if the broker cannot take it."""
+    return send_task(pull_accessions, (run.pk, sealed), what=f"pull run {run.pk}")
+
+
 def hand_off(site: Site, folder) -> bool:
     """Queue the import of a quiet received study on a worker; False if the broker cannot
     take it (the listener then imports it itself)."""
