@@ -93,6 +93,8 @@ MAX_WARNINGS = 20  # reasons in the Warning header; the rest are counted
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 OUT_OF_RESOURCES = 0xA700
+# RFC 2046 allows 70 characters; Orthanc's STOW-RS client sends 74 (a UUID twice): accepted.
+MAX_BOUNDARY = 200
 DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
@@ -147,7 +149,7 @@ def boundary_of(content_type: str) -> str:
         raise Refused(415, 'Send multipart/related; type="application/dicom" (PS3.18 10.5): '
                            f"one DICOM file per part; {content_type or 'no Content-Type'} given.")
     boundary = header.get_boundary()
-    if not boundary or len(boundary) > 70 or not boundary.isascii():
+    if not boundary or len(boundary) > MAX_BOUNDARY or not boundary.isascii():
         raise Refused(400, "The Content-Type has no valid multipart boundary.")
     return boundary
 

@@ -373,3 +373,43 @@ def test_warning_header_is_printable_ascii_and_bounded() -> None:
     assert header.startswith('299 - "part 1: a \\"quoted\\"??line ?", 299 - "x"')
     assert header.endswith('299 - "6 more not stored cleanly"')
     assert header.isascii() and "\n" not in header
+
+
+@LIVE
+def test_orthancs_own_stow_client_sends_a_study(live_server, tmp_path, sender,
+                                                empty_orthanc) -> None:
+    """A real PACS as the sender: Orthanc's DICOMweb plugin configured with our endpoint and
+    the sender's token (``/dicom-web/servers``), then asked to STOW-RS a study it holds. Its
+    boundary is 74 characters (RFC 2046 says 70: accepted). Not chunked: Django's test
+    server does not decode chunked bodies (gunicorn does: ``body_of``)."""
+    uid = generate_uid()
+    made = [identified_cxr(tmp_path / f"o{i}.dcm", seed=40 + i, study_uid=uid) for i in range(2)]
+    study_id = {empty_orthanc.upload(path)["ParentStudy"] for path, _ in made}.pop()
+    empty_orthanc.rest("PUT", "/dicom-web/servers/trial", json={
+        "Url": f"{live_server.url}/dicomweb/",
+        "HttpHeaders": {"Authorization": f"Token {sender.key}"}, "ChunkedTransfers": False})
+    empty_orthanc.rest("POST", "/dicom-web/servers/trial/stow",
+                       json={"Resources": [study_id], "Synchronous": True})
+
+    case = Case.objects.get()
+    assert (case.site, case.images.count()) == (sender.site, 2)
+    for image in case.images.all():
+        stored = Path(image.file.path).read_bytes()
+        for _, values in made:
+            for name, value in values.items():
+                assert value.encode() not in stored, f"{name} ({value}) survived"
+    assert ImportJob.objects.get().source == "STOW-RS from h1-pacs"
+
+    # Again: Orthanc is told each instance is already there (a warning, not a failure).
+    empty_orthanc.rest("POST", "/dicom-web/servers/trial/stow",
+                       json={"Resources": [study_id], "Synchronous": True})
+    assert Image.objects.count() == 2
+
+    # A wrong token: Orthanc's job fails, nothing is stored.
+    empty_orthanc.rest("PUT", "/dicom-web/servers/trial", json={
+        "Url": f"{live_server.url}/dicomweb/", "HttpHeaders": {"Authorization": "Token nope"},
+        "ChunkedTransfers": False})
+    with pytest.raises(RuntimeError, match="Orthanc POST"):
+        empty_orthanc.rest("POST", "/dicom-web/servers/trial/stow",
+                           json={"Resources": [study_id], "Synchronous": True})
+    assert ImportJob.objects.count() == 2
