@@ -77,11 +77,16 @@ INSTALLED_APPS = [
     "analysis",
     "monitor",
     "demo",
+    "ops",  # /health/live/, /health/ready/ and /metrics (no models)
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.RequestMetricsMiddleware",  # outermost: counts and times whole answers
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",  # outermost but one: every response gets the policy
+    "csp.middleware.CSPMiddleware",  # every response gets the policy
+    # The probes and /metrics are answered here, with the security headers but before the host
+    # check, sessions and the sign-in gates (ops/middleware.py says why).
+    "ops.middleware.ProbeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -292,6 +297,14 @@ OVERDUE_REVIEW_DAYS = float(os.environ.get("OVERDUE_REVIEW_DAYS", "3"))
 # How often the trial dashboard's page asks for fresh counts.
 MONITOR_POLL_SECONDS = float(os.environ.get("MONITOR_POLL_SECONDS", "15"))
 
+# Health and metrics (ops/, README "Health and metrics"). /health/ready/ fails when the disk
+# holding MEDIA_ROOT has less than HEALTH_MIN_FREE_DISK_MB free; Redis's PING and the workers'
+# Celery ping wait at most HEALTH_TIMEOUT_S (so does reading the queue's length for /metrics).
+HEALTH_MIN_FREE_DISK_MB = float(os.environ.get("HEALTH_MIN_FREE_DISK_MB", "1024"))
+HEALTH_TIMEOUT_S = float(os.environ.get("HEALTH_TIMEOUT_S", "2"))
+# /metrics (Prometheus) answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: 404.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 # E-mail: invitations, password resets and notifications. The demo prints them on the
 # console; production sends them through SMTP (EMAIL_HOST ...). Links in e-mails start with
 # SITE_URL, the public origin of the site.
@@ -350,6 +363,9 @@ if not DEBUG:
 # in a subprocess without pytest's variable).
 SECURE_SSL_REDIRECT = env_bool(
     "SECURE_SSL_REDIRECT", default=not DEBUG and not os.environ.get("PYTEST_VERSION"))
+# The probes and /metrics are called over plain HTTP inside the deployment (a container's
+# health check, Prometheus): never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)/$", r"^metrics$"]
 # HSTS is sent on HTTPS responses only. Preloading is a commitment for the whole domain that is
 # slow to undo: the operator's decision (off by default; Django's check of it is then silenced).
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))

@@ -1,4 +1,4 @@
-"""Root URLs: the admin (coordinators), the REST API and its OpenAPI schema."""
+"""Root URLs: the admin (coordinators), the REST API and its OpenAPI schema, the probes."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
@@ -32,6 +32,8 @@ MOVED_ADMIN = [
 ]
 
 urlpatterns = [
+    # /health/live/, /health/ready/ and /metrics (answered by ops.middleware.ProbeMiddleware).
+    path("", include("ops.urls")),
     *MOVED_ADMIN,
     # The admin's sign-in page shows "Forgotten your password?" when this route exists: the
     # site's own reset pages (accounts/password_urls.py). Before the admin's catch-all.

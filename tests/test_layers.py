@@ -1,9 +1,9 @@
 """The apps' layering holds by itself: imports flow one way, and logic lives in services.
 
 ``trial`` <- ``accounts`` <- ``drafting`` <- ``reader`` <- ``rating`` <- ``notify`` <-
-``pacs`` <- ``metrics`` <- ``analysis`` <- ``monitor`` <- ``demo``: a module of an app may
-import its own app and the apps below it, never one above (a lower app that must react to a
-higher one is extended by it, from the higher app's ``AppConfig.ready()``). Read from the
+``pacs`` <- ``metrics`` <- ``analysis`` <- ``monitor`` <- ``demo`` <- ``ops``: a module of
+an app may import its own app and the apps below it, never one above (a lower app that must
+react to a higher one is extended by it, from the higher app's ``AppConfig.ready()``). Read from the
 source with ``ast``, so an import inside a function counts too.
 
 Admin and API modules are the two front doors: nothing else imports them to reach logic, and
@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("trial", "accounts", "drafting", "reader", "rating", "notify", "pacs", "metrics",
-          "analysis", "monitor", "demo")
+          "analysis", "monitor", "demo", "ops")
 FRONTS = ("admin", "api")
 
 

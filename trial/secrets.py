@@ -19,7 +19,7 @@ PREFIX = "CXR_"
 # The platform's own secrets and connections: never sent anywhere, whatever the lists say.
 NEVER = frozenset({
     "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PACS_UID_KEY", "EMAIL_HOST_PASSWORD",
-    "EMAIL_HOST_USER", "POSTGRES_PASSWORD", "DJANGO_SETTINGS_MODULE",
+    "EMAIL_HOST_USER", "POSTGRES_PASSWORD", "DJANGO_SETTINGS_MODULE", "METRICS_TOKEN",
 })
 
 
