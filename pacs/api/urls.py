@@ -1,4 +1,4 @@
-"""``/api/trials/{trial_slug}/cases/{pk}/diagnostic-report/`` (mounted under ``/api/``)."""
+"""The final reports as FHIR, mounted under ``/api/`` (``pacs.api.views``)."""
 
 from django.urls import path
 
@@ -7,4 +7,6 @@ from . import views
 urlpatterns = [
     path("trials/<slug:trial_slug>/cases/<int:pk>/diagnostic-report/",
          views.DiagnosticReportView.as_view(), name="case-diagnostic-report"),
+    path("trials/<slug:trial_slug>/diagnostic-reports/",
+         views.DiagnosticReportSearchView.as_view(), name="diagnostic-report-search"),
 ]
