@@ -1,11 +1,13 @@
 """The signed final report as a DICOM SR document, and the study identifiers it references.
 
-highdicom 0.28 builds Enhanced, Comprehensive and Comprehensive 3D SR documents but not Basic
-Text SR, so the report is an **Enhanced SR** (public API, accepted by every PACS that takes
-SR) whose content is what a Basic Text SR would hold, after TID 2000 "Basic Diagnostic
-Imaging Report": the observer (person, the signer's printed name) and two sections, Findings
-and Impressions, each one TEXT item. COMPLETE, FINAL and VERIFIED by the signer at the time of
-the signature.
+A **Basic Text SR**: highdicom 0.28 builds Enhanced, Comprehensive and Comprehensive 3D SR
+documents but has no Basic Text SR class, so the document is built as an Enhanced SR (its
+public API) and given the Basic Text SR storage class (``as_basic_text``): the two IODs have
+the same modules and differ only in the value types allowed, and this content uses none
+beyond Basic Text's (CONTAINER, CODE, PNAME, TEXT; checked). After TID 2000 "Basic
+Diagnostic Imaging Report": the observer (person, the signer's printed name) and two
+sections, Findings and Impressions, each one TEXT item. COMPLETE, FINAL and VERIFIED by the
+signer at the time of the signature.
 
 The study it references: where the site allows it (its node's ``keep_original_uids``) and the
 import kept them (``UidLink``, a Fernet token under ``PACS_UID_KEY``), the original Study
@@ -28,7 +30,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
+from pydicom.uid import BasicTextSRStorage, generate_uid
 from pydicom.valuerep import DT
 
 from trial import audit
@@ -204,7 +206,7 @@ def _content(findings: str, impression: str, signer: str) -> hd.sr.ContainerCont
     return root
 
 
-def build_sr(review: Any, *, node: RemoteNode, sop_instance_uid: str) -> hd.sr.EnhancedSR:
+def build_sr(review: Any, *, node: RemoteNode, sop_instance_uid: str) -> Dataset:
     """The SR document of a signed ``review`` as sent to ``node`` (see the module docstring).
 
     ``sop_instance_uid`` is the delivery's own, the same at every attempt: a report sent
@@ -247,4 +249,26 @@ def build_sr(review: Any, *, node: RemoteNode, sop_instance_uid: str) -> hd.sr.E
                     "RequestedProcedureDescription"):
         setattr(request, keyword, "")
     sr.ReferencedRequestSequence = [request]
+    return as_basic_text(sr)
+
+
+BASIC_TEXT_VALUE_TYPES = frozenset({"CONTAINER", "TEXT", "CODE", "DATETIME", "DATE", "TIME",
+                                    "UIDREF", "PNAME", "COMPOSITE", "IMAGE", "WAVEFORM"})
+
+
+def as_basic_text(sr: Dataset) -> Dataset:
+    """``sr`` as a Basic Text SR (PS3.3 A.35.1): its storage class, once every content item
+    is of a value type that IOD allows (``ValueError`` otherwise)."""
+    def value_types(items) -> set[str]:
+        found = set()
+        for item in items:
+            found.add(str(item.ValueType))
+            found |= value_types(item.get("ContentSequence", []))
+        return found
+
+    wrong = value_types([sr]) - BASIC_TEXT_VALUE_TYPES
+    if wrong:
+        raise ValueError(f"Basic Text SR does not allow {sorted(wrong)} content items")
+    sr.SOPClassUID = BasicTextSRStorage
+    sr.file_meta.MediaStorageSOPClassUID = BasicTextSRStorage
     return sr

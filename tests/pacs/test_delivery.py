@@ -23,6 +23,7 @@ from django.test import Client
 from django.utils import timezone
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from pydicom.sr.codedict import codes
+from pydicom.uid import BasicTextSRStorage
 from rest_framework.test import APIClient
 
 from pacs import tasks
@@ -91,7 +92,8 @@ def texts(ds: pydicom.Dataset, name) -> list[str]:
 
 
 def check_report(ds: pydicom.Dataset, case, *, study_uid: str, accession: str) -> None:
-    sr = hd.sr.EnhancedSR.from_dataset(ds)
+    assert ds.SOPClassUID == BasicTextSRStorage  # as the PACS stored it, read back
+    sr = ds
     assert sr.StudyInstanceUID == study_uid and sr.AccessionNumber == accession
     assert sr.PatientID == case.case_id and str(sr.PatientName) == f"{case.case_id}^"
     assert (sr.CompletionFlag, sr.VerificationFlag, sr.PreliminaryFlag) == (
@@ -268,3 +270,14 @@ def test_an_error_from_the_pacs_is_stored_without_uids() -> None:
             "(from 127.0.0.1:104)")
     assert scrub(text) == "Refused: study <UID> already has a report (from 127.0.0.1:104)"
     assert len(scrub("x" * 2000)) == 500
+
+
+def test_content_basic_text_sr_does_not_allow_is_refused() -> None:
+    from pacs.sr import as_basic_text
+
+    num = hd.sr.NumContentItem(name=codes.SCT.Diameter, value=3.0, unit=codes.UCUM.Millimeter,
+                               relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    root = hd.sr.ContainerContentItem(name=codes.DCM.Finding)
+    root.ContentSequence = hd.sr.ContentSequence([num])
+    with pytest.raises(ValueError, match=r"\['NUM'\]"):
+        as_basic_text(root)
