@@ -16,10 +16,10 @@ from django.conf import settings as django_settings
 
 from pacs import intake, tasks
 from pacs.listener import Listener
+from tests.pacs import test_listener
 from tests.pacs.test_listener import (
     LISTENER_AET,
     QUIET,
-    SENDER_AET,
     imported,
     send,
     spooled,
@@ -27,19 +27,10 @@ from tests.pacs.test_listener import (
     wait_until,
 )
 from tests.support.celery_helpers import celery_on_redis, celery_worker, wait_ready
-from tests.support.factories import SiteFactory, TrialFactory
 from trial.models import Image, ImportJob
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
-
-
-@pytest.fixture
-def site(transactional_db):
-    from pacs.models import CallingAE
-
-    site = SiteFactory(trial=TrialFactory(), code="H1")
-    CallingAE.objects.create(site=site, ae_title=SENDER_AET)
-    return site
+site = test_listener.site  # the same fixture: a site whose sender's AE title is known
 
 
 @pytest.fixture
@@ -69,10 +60,16 @@ def worker(redis_url, postgres, shared, tmp_path) -> Iterator[Path]:
         yield log
 
 
-def running_listener() -> Listener:
+def send_a_study(tmp_path: Path, *, seed: int) -> None:
+    """Two instances of one study to a running listener, then wait until they are in."""
     listener = Listener(ae_title=LISTENER_AET, port=0, host="127.0.0.1", settle_every=0.1)
     listener.start()
-    return listener
+    try:
+        paths, _ = study(tmp_path, 2, seed=seed)
+        assert send(listener, paths) == [0, 0]
+        wait_until(imported(2), what="the import")
+    finally:
+        listener.stop()
 
 
 def test_a_worker_imports_what_the_listener_received(site, shared, worker, tmp_path,
@@ -80,13 +77,7 @@ def test_a_worker_imports_what_the_listener_received(site, shared, worker, tmp_p
     here = []
     original = intake.import_path
     monkeypatch.setattr(intake, "import_path", lambda *a, **k: here.append(1) or original(*a, **k))
-    listener = running_listener()
-    try:
-        paths, _ = study(tmp_path, 2, seed=11)
-        assert send(listener, paths) == [0, 0]
-        wait_until(imported(2), what="the worker's import")
-    finally:
-        listener.stop()
+    send_a_study(tmp_path, seed=11)
     assert here == []  # nothing imported in the listener's process
     job = ImportJob.objects.get()
     assert (job.imported, job.duplicates, job.rejected) == (2, 0, 0)
@@ -101,13 +92,7 @@ def test_with_the_broker_down_the_listener_imports_the_study_itself(site, shared
     settings.DRAFT_SEND_TIMEOUT_S = 0.5
     dead = "redis://127.0.0.1:9/0"
     with celery_on_redis(dead):
-        listener = running_listener()
-        try:
-            paths, _ = study(tmp_path, 2, seed=21)
-            assert send(listener, paths) == [0, 0]
-            wait_until(imported(2), what="the listener's own import")
-        finally:
-            listener.stop()
+        send_a_study(tmp_path, seed=21)
     assert ImportJob.objects.get().imported == 2
     assert spooled() == []
 
