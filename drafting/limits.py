@@ -39,6 +39,13 @@ def _redis(url: str):
     return redis.Redis.from_url(url)
 
 
+@cache
+def _take_script(url: str):
+    """The slot-taking script, registered once per process (its SHA computed once): each take
+    is then one EVALSHA (EVAL only after Redis lost its script cache)."""
+    return _redis(url).register_script(_TAKE)
+
+
 _local_lock = threading.Lock()
 _local: dict[tuple[int | str, int], threading.BoundedSemaphore] = {}
 
@@ -75,7 +82,7 @@ def model_slot(endpoint_pk: int | str, *, limit: int, hold_s: float,
             semaphore.release()
         return
     client, key, token = _redis(url), slot_key(endpoint_pk), uuid.uuid4().hex
-    take = client.register_script(_TAKE)
+    take = _take_script(url)
     deadline = time.monotonic() + wait_s
     pause = 0.01
     while not take(keys=[key], args=[time.time(), limit, time.time() + hold_s, token]):

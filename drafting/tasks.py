@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+import kombu
 import kombu.pools
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from trial.models import Case, Trial
@@ -81,13 +83,26 @@ def producers() -> kombu.pools.ProducerPool:
 
     Celery's own pool retries the connection for about 6 s (kombu's ``default_channel``
     ignores ``retry=False``) and has no socket timeouts; these are kombu's ``max_retries: 0``
-    and redis-py's socket timeouts. One pool per process and settings (``kombu.pools``).
+    and redis-py's socket timeouts. One pool per process and settings (``kombu.pools``, keyed
+    by the connection's parameters); the connection describing them is made once per
+    settings, not per send.
     """
     app = generate_draft.app
     timeout = send_timeout()
     options = {**app.conf.broker_transport_options, "max_retries": 0,
                "socket_connect_timeout": timeout, "socket_timeout": timeout}
-    return kombu.pools.producers[app.connection_for_write(transport_options=options)]
+    url = app.conf.broker_write_url or app.conf.broker_url
+    key = (url, repr(sorted(options.items())))
+    described = _send_connections.get(key)
+    if described is None:
+        described = _send_connections[key] = app.connection_for_write(
+            url, transport_options=options)
+    return kombu.pools.producers[described]
+
+
+# Connection parameters per (broker URL, options): never connected themselves (a pool makes
+# its connections from their parameters), so sharing them between threads and sends is safe.
+_send_connections: dict[tuple[str, str], kombu.Connection] = {}
 
 
 def send_task(task: Task, args: tuple, *, what: str) -> bool:
@@ -109,7 +124,10 @@ def send(draft: Draft) -> bool:
     """Hand the draft's task to the queue; False (logged) if the broker cannot take it now."""
     if not send_task(generate_draft, (draft.case_id,), what=f"the draft of case {draft.case_id}"):
         return False
-    Draft.objects.filter(pk=draft.pk, status=Draft.Status.QUEUED).update(sent_at=timezone.now())
+    with connection.cursor() as cursor:  # one short statement while the worker starts on it
+        cursor.execute("UPDATE trial_draft SET sent_at = %s WHERE id = %s AND status = %s",
+                       [connection.ops.adapt_datetimefield_value(timezone.now()), draft.pk,
+                        Draft.Status.QUEUED])
     return True
 
 

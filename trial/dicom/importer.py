@@ -7,8 +7,10 @@ duplicate check stay correct when two imports run at once.
 
 Pixels are decoded once, here, within the limits of ``limits`` (a decompression bomb is refused
 from its header), and the viewer's files are made from them with the image: a web request
-never decodes. Zip members are extracted one at a time. A job that stops for any reason
-(an error, an interrupt) is marked failed, never left running, and its scratch files go.
+never decodes. Higher apps make theirs from the same pixels (``render.pixels_decoded``: the AI
+model's PNG), so a draft never decodes either. Zip members are extracted one at a time. A job
+that stops for any reason (an error, an interrupt) is marked failed, never left running, and
+its scratch files go.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..models import Case, Image, ImportJob, Site, Trial
 from ..signals import before_deidentify
 from .deid import deidentify, patient_age, patient_sex, remap_uid, salted_hash, to_bytes
 from .history import FIELDS, HistoryTable, load_history
-from .render import derived_dir, first_number
+from .render import derived_dir, first_number, pixels_decoded
 from .sources import SourceFile, collect, extracted
 from .validate import DicomRejected, ValidDicom, validate_file
 from .viewer_pixels import prepare
@@ -172,6 +174,7 @@ def _store(valid: ValidDicom, *, trial: Trial, site: Site, by, job: ImportJob | 
                 if not folder.exists():
                     undo.append(lambda: shutil.rmtree(folder, ignore_errors=True))
                 prepare(image, ds, valid.pixels)  # the viewer's files, from the decoded pixels
+                _derivatives(image, ds, valid)  # others' (the model's PNG), from the same
                 image.save()
                 record(action="image.imported", obj=image, actor=by, trial=trial, after={
                     "case": case.case_id, "sop_uid": image.sop_uid, "sha256": image.sha256,
@@ -185,6 +188,17 @@ def _store(valid: ValidDicom, *, trial: Trial, site: Site, by, job: ImportJob | 
         _prepare_earlier(existing)
         return "duplicate", existing.case.case_id
     return "imported", case.case_id
+
+
+def _derivatives(image: Image, ds: FileDataset, valid: ValidDicom) -> None:
+    """Other apps' files made from the decoded pixels (``render.pixels_decoded``: the AI
+    model's PNG), so no worker decodes the image again; a failure is only logged."""
+    for receiver, result in pixels_decoded.send_robust(sender=Image, image=image, ds=ds,
+                                                       pixels=valid.pixels):
+        if isinstance(result, Exception):
+            logger.warning("Import-time files of image %s not made by %s: %s", image.sop_uid,
+                           getattr(receiver, "__qualname__", receiver), result,
+                           exc_info=result)
 
 
 def _prepare_earlier(image: Image) -> None:

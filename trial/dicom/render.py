@@ -3,6 +3,9 @@
 Order (PS3.4 N.2): stored values -> modality LUT (rescale or LUT) -> VOI (window or VOI LUT)
 -> presentation (MONOCHROME1 and INVERSE flip). Derivatives are cached on disk by content
 hash, so the reader's viewer and the AI worker never decode the same image twice.
+
+``pixels_decoded`` lets a higher app make its own derivatives at import, from the pixels the
+import decoded (drafting: the model's PNG), without the trial app importing it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+import django.dispatch
 import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
@@ -24,6 +28,14 @@ from ..models import Image
 from .validate import load_pixels
 
 Window = tuple[float, float]
+
+# Sent by the DICOM import (``trial.dicom.importer``) for each new image, inside its
+# transaction, once the viewer's files are made: ``image`` (saved file, ``sha256`` known, its
+# ``case`` set), ``ds`` (the de-identified data set, as stored) and ``pixels`` (decoded by the
+# import, within its limits). Receivers write under ``derived_dir(image)`` (removed with the
+# file if the import fails); an error is logged and never fails the import (the derivative is
+# then made when first needed).
+pixels_decoded = django.dispatch.Signal()
 
 
 def display_pixels(ds: Dataset, *, window: Window | None = None,
@@ -128,10 +140,13 @@ def derived_path(image: Image, *, window: Window | None, max_size: int | None) -
 
 
 def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write then rename: a concurrent reader never sees half a file."""
+    """Write then rename: a concurrent reader never sees half a file. Mode 0644, as a plain
+    open() under the usual umask (mkstemp's 0600 would hide the viewer's files from the
+    proxy's nginx, another user, which sends them after the access check)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as out:
             write(out)
         os.replace(tmp, target)
