@@ -3,6 +3,13 @@
  *
  * The pixels come from /api/images/<id>/pixels/ (uint16 little-endian, gzip decoded by the
  * browser); modality value = uint16 * scale + offset (see trial/dicom/viewer_pixels.py).
+ * An image with a reduced-resolution preview (meta.preview: /api/images/<id>/preview/, the
+ * same values averaged over factor x factor blocks, same scale and offset; the page preloads
+ * it) has the preview fetched first and the full data once it is in (or after a second at
+ * most): the preview is drawn as soon as it arrives, with the current
+ * window, inversion, zoom and pan, and a "loading full resolution" hint, then replaced by the
+ * full data, the view kept. Everything works on the preview (keys, drag, presets); the view is
+ * in full-image pixels. A preview that fails or never comes changes nothing for the full data.
  * Window/level goes through a lookup table (one entry per stored level) into an RGBA
  * ImageData of the full image, kept in an offscreen canvas and drawn scaled onto the visible
  * one. While a window drag is in progress and a full re-window is slow (large images), each
@@ -10,9 +17,14 @@
  * resolution; the full-resolution image is redone when the mouse is released.
  *
  * Contract with the page (section#viewer): data-displayed="1" and a bubbling
- * "viewer:displayed" event (detail.image = id) the first time real pixels are on screen, once
- * per page load; data-image, data-wl="centre,width", data-invert, data-zoom, data-preview
- * ("1" while a drag preview is on screen) and data-render-ms after each change. Keys are ignored in text fields and with Ctrl/Alt/Meta;
+ * "viewer:displayed" event (detail.image = id) the first time full-resolution pixels are on
+ * screen, once per page load (the reading clock starts there: editor.js); before it,
+ * data-first-pixels="reduced|full" and a bubbling "viewer:first-pixels" event (detail.image,
+ * detail.resolution) the first time any pixels are on screen, once per page load;
+ * data-resolution="reduced|full" for what is on screen now (absent while nothing is);
+ * data-image, data-wl="centre,width", data-invert, data-zoom, data-preview ("1" while a drag
+ * preview is on screen: not the reduced-resolution image) and data-render-ms after each
+ * change. Keys are ignored in text fields and with Ctrl/Alt/Meta;
  * n, ? and Enter are left to the page. Touch (pointer events; the canvas is touch-action:
  * none): one finger = window/level (pan in pan mode), pinch = zoom, two fingers = pan,
  * double tap = fit. Plain ES2017, no libraries.
@@ -30,6 +42,8 @@
   var overlay = section.querySelector(".viewer-overlay");
   var loading = section.querySelector(".viewer-loading");
   var progress = loading.querySelector("progress");
+  var hint = section.querySelector(".viewer-hint"); // "loading full resolution" over a preview
+  var hintProgress = hint && hint.querySelector("progress");
   var errorBox = section.querySelector(".viewer-error");
   var presetBar = section.querySelector(".viewer-presets");
 
@@ -38,28 +52,33 @@
   // Measured in Chromium on this project's 2-core machine, 2500 x 3000: 7-12 ms of script
   // plus 8-10 ms to raster, so the full-resolution path is the usual one.
   var SLOW_MS = 25;
+  var PREVIEW_HEAD_START_MS = 1000; // the full data waits at most this long for the preview
   var ZOOM_STEP = 1.25;
   var LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
   var state = {
     index: 0, meta: null, pixels: null, loadToken: 0,
+    // What state.pixels holds: the full data (factor 1) or the preview (factor > 1), columns
+    // x rows of it; the view (zoom, x, y) is always in full-image pixels.
+    factor: 1, columns: 0, rows: 0, reduced: false, firstPixels: false,
     center: 0, width: 1, invert: false,
     zoom: 1, x: 0, y: 0, fitted: true, panMode: false,
     full: null, fullData: null, fullWords: null, lut: null, pyramid: null,
     needWindow: false, needDraw: false, preview: false, frame: 0,
     fullMs: 0, drag: null, displayed: false
   };
-  var cache = new Map(); // image id -> Uint16Array
+  var cache = new Map(); // image id -> Uint16Array of the full data
+  var loads = new Map(); // url -> {promise, fraction} while it is being fetched
 
   // --- loading ------------------------------------------------------------------------
 
-  function fetchPixels(meta, onProgress) {
+  function fetchPixels(url, rows, columns, onProgress) {
     // The stream gives decoded bytes while Content-Length is the gzip size, so progress is
-    // measured against the known decoded size, rows x columns x 2.
-    var expected = meta.rows * meta.columns * 2;
-    return fetch(meta.pixels_url, {
-      credentials: "same-origin", headers: { Accept: "application/octet-stream" }
-    }).then(function (response) {
+    // measured against the known decoded size, rows x columns x 2. The request is the one a
+    // <link rel="preload" as="fetch" crossorigin> makes (same-origin credentials, no extra
+    // header: the API sends the file whatever Accept says), so a preloaded preview is used.
+    var expected = rows * columns * 2;
+    return fetch(url, { credentials: "same-origin" }).then(function (response) {
       if (!response.ok) throw new Error("the server answered " + response.status);
       if (!response.body || !response.body.getReader) return response.arrayBuffer();
       var reader = response.body.getReader();
@@ -89,6 +108,32 @@
     });
   }
 
+  // One fetch per URL at a time: coming back to an image still loading waits for the same one.
+  function load(url, rows, columns) {
+    var entry = loads.get(url);
+    if (entry) return entry;
+    entry = { fraction: 0 };
+    entry.promise = fetchPixels(url, rows, columns, function (fraction) {
+      entry.fraction = fraction;
+      if (state.meta && state.meta.pixels_url === url) showProgress(fraction);
+    });
+    entry.promise.then(function () { loads.delete(url); }, function () { loads.delete(url); });
+    loads.set(url, entry);
+    return entry;
+  }
+
+  function showProgress(fraction) {
+    var percent = Math.round(fraction * 100);
+    progress.value = percent;
+    if (hintProgress) hintProgress.value = percent;
+  }
+
+  function clearCanvas() {
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  }
+
   function showImage(index) {
     var meta = images[index];
     if (!meta) return;
@@ -96,6 +141,7 @@
     state.index = index;
     state.meta = meta;
     state.pixels = null;
+    state.reduced = false;
     state.full = state.pyramid = null;
     state.center = meta.window.center;
     state.width = meta.window.width;
@@ -103,45 +149,95 @@
     buildPresets(meta);
     markImageButtons();
     errorBox.hidden = true;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (hint) hint.hidden = true;
+    section.removeAttribute("data-resolution");
+    clearCanvas();
     var cached = cache.get(meta.id);
-    var ready = cached ? Promise.resolve(cached) : fetchPixels(meta, function (fraction) {
-      if (token === state.loadToken) progress.value = Math.round(fraction * 100);
-    });
-    loading.hidden = !!cached;
-    progress.value = 0;
-    ready.then(function (pixels) {
-      cache.set(meta.id, pixels);
-      if (token !== state.loadToken) return;
+    if (cached) {
       loading.hidden = true;
-      state.pixels = pixels;
-      prepareFull(meta);
-      fit();
-      schedule(true);
-    }).catch(function (error) {
-      if (token !== state.loadToken) return;
-      loading.hidden = true;
-      errorBox.textContent = "The image could not be loaded (" + error.message + "). ";
-      var retry = document.createElement("button");
-      retry.type = "button";
-      retry.textContent = "Try again";
-      retry.addEventListener("click", function () { showImage(state.index); });
-      errorBox.appendChild(retry);
-      errorBox.hidden = false;
-      section.setAttribute("data-error", error.message);
-    });
+      use(meta, cached, null);
+      return;
+    }
+    var failed = false, started = false;
+    loading.hidden = false;
+    showProgress(0);
+    var preview = meta.preview;
+    if (preview && !loads.get(meta.pixels_url)) {
+      // The full data is asked for once the preview is in (or failed, or after
+      // PREVIEW_HEAD_START_MS): both at once would share the line, and the preview, a
+      // twenty-fifth of the bytes, would come no sooner than a good part of the full data.
+      var first = load(preview.url, preview.rows, preview.columns).promise;
+      first.then(function (pixels) {
+        // Too late if the image changed or its full data is already on screen.
+        if (token !== state.loadToken || failed || (state.pixels && !state.reduced)) return;
+        loading.hidden = true;
+        if (hint) hint.hidden = false;
+        use(meta, pixels, preview);
+      }, function () { /* no preview: the full data comes as it would without one */ });
+      first.then(fetchFull, fetchFull);
+      setTimeout(fetchFull, PREVIEW_HEAD_START_MS);
+    } else {
+      fetchFull();
+    }
+
+    function fetchFull() {
+      if (started || token !== state.loadToken) return;
+      started = true;
+      var full = load(meta.pixels_url, meta.rows, meta.columns);
+      showProgress(full.fraction);
+      full.promise.then(function (pixels) {
+        cache.set(meta.id, pixels);
+        if (token !== state.loadToken) return;
+        loading.hidden = true;
+        if (hint) hint.hidden = true;
+        use(meta, pixels, null);
+      }).catch(function (error) {
+        if (token !== state.loadToken) return;
+        failed = true;
+        loading.hidden = true;
+        if (hint) hint.hidden = true;
+        // A preview is not the image: nothing stays on screen to be read from.
+        state.pixels = null;
+        state.reduced = false;
+        section.removeAttribute("data-resolution");
+        clearCanvas();
+        errorBox.textContent = "The image could not be loaded (" + error.message + "). ";
+        var retry = document.createElement("button");
+        retry.type = "button";
+        retry.textContent = "Try again";
+        retry.addEventListener("click", function () { showImage(state.index); });
+        errorBox.appendChild(retry);
+        errorBox.hidden = false;
+        section.setAttribute("data-error", error.message);
+      });
+    }
+  }
+
+  // Put pixels on screen: the full data (preview null) or the preview. The first of them
+  // fits the image; the full data replacing a preview keeps the view, window and inversion.
+  function use(meta, pixels, preview) {
+    var first = !state.pixels;
+    state.pixels = pixels;
+    state.reduced = !!preview;
+    state.factor = preview ? preview.factor : 1;
+    state.columns = preview ? preview.columns : meta.columns;
+    state.rows = preview ? preview.rows : meta.rows;
+    state.pyramid = null;
+    state.fullMs = 0; // measured again on these pixels
+    prepareFull(meta);
+    if (first) fit();
+    schedule(true);
   }
 
   function prepareFull(meta) {
+    // An offscreen canvas of state.pixels at their own size (the full image or the preview).
     var full = document.createElement("canvas");
-    full.width = meta.columns;
-    full.height = meta.rows;
+    full.width = state.columns;
+    full.height = state.rows;
     var fullCtx = full.getContext("2d");
     state.full = full;
     state.fullCtx = fullCtx;
-    state.fullData = fullCtx.createImageData(meta.columns, meta.rows);
+    state.fullData = fullCtx.createImageData(state.columns, state.rows);
     state.fullWords = new Uint32Array(state.fullData.data.buffer);
     state.lut = new Uint32Array(meta.levels);
   }
@@ -173,7 +269,7 @@
 
   function buildPyramid() {
     // Level k halves level k-1 (2x2 mean), down to at most 1024 pixels a side.
-    var levels = [{ w: state.meta.columns, h: state.meta.rows, data: state.pixels }];
+    var levels = [{ w: state.columns, h: state.rows, data: state.pixels }];
     var last = levels[0];
     while (Math.max(last.w, last.h) > 1024) {
       var w = last.w >> 1, h = last.h >> 1, src = last.data, sw = last.w;
@@ -194,22 +290,24 @@
   function drawPreview() {
     // What is on screen only, nearest sample from the pyramid level closest to screen size.
     if (!state.pyramid) buildPyramid();
-    var cw = canvas.width, ch = canvas.height;
+    var cw = canvas.width, ch = canvas.height, meta = state.meta;
     var level = Math.max(0, Math.min(state.pyramid.length - 1,
-      Math.floor(Math.log2(1 / state.zoom))));
-    var src = state.pyramid[level], f = 1 << level, lut = state.lut;
+      Math.floor(Math.log2(1 / (state.zoom * state.factor)))));
+    // f: full-image pixels per pixel of this level (a preview's own pixels are factor wide).
+    var src = state.pyramid[level], f = state.factor * (1 << level), lut = state.lut;
     if (!state.view || state.view.width !== cw || state.view.height !== ch) {
       state.view = ctx.createImageData(cw, ch);
       state.viewWords = new Uint32Array(state.view.data.buffer);
     }
     var out = state.viewWords, cols = new Int32Array(cw);
     for (var x = 0; x < cw; x++) {
-      var ix = Math.floor((x + 0.5 - state.x) / state.zoom / f);
-      cols[x] = ix >= 0 && ix < src.w ? ix : -1;
+      var fx = (x + 0.5 - state.x) / state.zoom; // in full-image pixels
+      cols[x] = fx >= 0 && fx < meta.columns ? Math.min(Math.floor(fx / f), src.w - 1) : -1;
     }
     for (var y = 0; y < ch; y++) {
-      var iy = Math.floor((y + 0.5 - state.y) / state.zoom / f), base = y * cw;
-      if (iy < 0 || iy >= src.h) { out.fill(BACKGROUND, base, base + cw); continue; }
+      var fy = (y + 0.5 - state.y) / state.zoom, base = y * cw;
+      if (fy < 0 || fy >= meta.rows) { out.fill(BACKGROUND, base, base + cw); continue; }
+      var iy = Math.min(Math.floor(fy / f), src.h - 1);
       var row = iy * src.w, data = src.data;
       for (var x2 = 0; x2 < cw; x2++) {
         var c = cols[x2];
@@ -221,13 +319,18 @@
   }
 
   function draw() {
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.imageSmoothingEnabled = state.zoom < 4; // zoomed far in: show the pixels as they are
+    var f = state.factor, scale = state.zoom * f;
+    clearCanvas();
+    ctx.imageSmoothingEnabled = scale < 4; // zoomed far in: show the pixels as they are
     ctx.imageSmoothingQuality = "high";
-    ctx.setTransform(state.zoom, 0, 0, state.zoom, state.x, state.y);
-    ctx.drawImage(state.full, 0, 0);
+    ctx.setTransform(scale, 0, 0, scale, state.x, state.y);
+    if (f === 1) ctx.drawImage(state.full, 0, 0);
+    else {
+      // The preview's last row and column may cover fewer than f full pixels: draw exactly
+      // the image's extent (columns / f preview pixels wide), at exactly f full pixels each.
+      var w = state.meta.columns / f, h = state.meta.rows / f;
+      ctx.drawImage(state.full, 0, 0, w, h, 0, 0, w, h);
+    }
     ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
@@ -263,7 +366,20 @@
       section.setAttribute("data-preview", "0");
     }
     publish();
-    if (!state.displayed) {
+    announce();
+  }
+
+  function announce() {
+    var resolution = state.reduced ? "reduced" : "full";
+    section.setAttribute("data-resolution", resolution);
+    if (!state.firstPixels) {
+      state.firstPixels = true;
+      section.setAttribute("data-first-pixels", resolution);
+      section.dispatchEvent(new CustomEvent("viewer:first-pixels", {
+        bubbles: true, detail: { image: state.meta.id, resolution: resolution }
+      }));
+    }
+    if (!state.reduced && !state.displayed) {
       state.displayed = true;
       section.setAttribute("data-displayed", "1");
       section.dispatchEvent(new CustomEvent("viewer:displayed", {

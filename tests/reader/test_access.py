@@ -39,6 +39,7 @@ from tests.support.access_world import (
     snapshot,
 )
 from tests.support.factories import PASSWORD
+from trial.dicom import viewer_pixels
 
 WORKLIST = f"/api/trials/{SLUG}/worklist/"
 REVIEWS = f"/api/trials/{SLUG}/reviews/"
@@ -153,7 +154,7 @@ TABLE: list[Row] = [
         *rows("POST", f"{REVIEWS}{{{case}}}/sign/", seniors(404), body=SIGN),
     )),
     # --- image API -----------------------------------------------------------------------
-    *(r for case in "ABCD" for part in ("pixels", "viewer")
+    *(r for case in "ABCD" for part in ("pixels", "preview", "viewer")
       for r in rows("GET", f"/api/images/{{img_{case}}}/{part}/", image_access(case))),
     # --- admin (read-only, scoped to coordinated trials) ---------------------------------
     *(r for model, pk in (("reading", "{reading_A}"), ("review", "{review_A}")) for r in (
@@ -185,7 +186,9 @@ def shared(django_db_setup, django_db_blocker, tmp_path_factory):
     media = tmp_path_factory.mktemp("access-media")
     fast = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media,
-                                                        PASSWORD_HASHERS=fast):
+                                                        PASSWORD_HASHERS=fast), \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setattr(viewer_pixels, "PREVIEW_MAX_SIDE", 32)  # the 64 x 48 images get previews
         outer = transaction.atomic()
         outer.__enter__()
         try:

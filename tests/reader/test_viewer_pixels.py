@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -24,6 +25,7 @@ from rest_framework.authtoken.models import Token
 from tests.support.dicom_files import ramp, write_dicom
 from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
 from tests.support.read_world import build_read_world
+from trial.dicom import viewer_pixels as viewer_pixels_module
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.dicom.viewer_pixels import gzip_bytes, viewer_meta, viewer_pixels
@@ -171,9 +173,10 @@ def test_the_metadata_is_json_and_holds_nothing_identifying(tmp_path) -> None:
     assert set(meta) == {
         "id", "version", "rows", "columns", "format", "levels", "scale", "offset", "min",
         "max", "window", "window_source", "window_note", "invert", "hu", "presets",
-        "pixels_url",
+        "pixels_url", "preview",
     }
     assert meta["id"] == image.pk and meta["pixels_url"] == f"/api/images/{image.pk}/pixels/"
+    assert meta["preview"] is None  # 64 x 48: small enough to need no preview
 
 
 def test_a_cached_image_is_not_decoded_again(tmp_path, monkeypatch) -> None:
@@ -202,7 +205,10 @@ def test_meta_alone_builds_the_pixels_too(tmp_path, monkeypatch) -> None:
 # --- the endpoints ---------------------------------------------------------------------------
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, monkeypatch):
+    # Previews from 32 pixels a side: the 64 x 48 images get one (32 x 24), so the preview
+    # endpoint answers 200 where the pixels do (tests/reader/test_viewer_preview.py).
+    monkeypatch.setattr(viewer_pixels_module, "PREVIEW_MAX_SIDE", 32)
     return build_read_world(tmp_path / "dicom", cases=2)
 
 
@@ -304,7 +310,7 @@ PEOPLE = {
     ("rater", 403),
     ("anonymous", 403),
 ])
-@pytest.mark.parametrize("endpoint", ["pixels", "viewer"])
+@pytest.mark.parametrize("endpoint", ["pixels", "preview", "viewer"])
 def test_who_may_get_an_image(client, world, who, expected, endpoint) -> None:
     case = world.assignment(Arm.AI_ASSISTED).case
     assert world.assignment(Arm.SCP).case == case  # both arms read every case
@@ -316,7 +322,7 @@ def test_who_may_get_an_image(client, world, who, expected, endpoint) -> None:
     if expected != 200:
         assert response["Content-Type"] == "application/json"
         assert "Content-Encoding" not in response
-    elif endpoint == "pixels":
+    elif endpoint in ("pixels", "preview"):
         body(response)
 
 
@@ -324,6 +330,7 @@ def test_an_unknown_image_is_404(client, world) -> None:
     client.force_login(Membership.objects.get(trial=world.trial, role=Role.COORDINATOR).user)
     missing = Image.objects.order_by("-pk").first().pk + 1000
     assert client.get(f"/api/images/{missing}/pixels/").status_code == 404
+    assert client.get(f"/api/images/{missing}/preview/").status_code == 404
     assert client.get(f"/api/images/{missing}/viewer/").status_code == 404
 
 
@@ -407,3 +414,33 @@ def test_a_small_image_is_judged_whole() -> None:
     packed = gzip_bytes(small)
     assert _gzip_blocks_compressed(packed) and len(packed) < 200
     assert gzip.decompress(packed) == small.tobytes()
+
+
+@pytest.mark.parametrize("endpoint", ["pixels", "preview"])
+def test_behind_nginx_the_file_is_handed_over_after_the_access_check(
+        client, world, settings, endpoint) -> None:
+    """X_ACCEL_MEDIA_PREFIX set (the compose stack): an empty answer naming the file under
+    MEDIA_ROOT for nginx's internal location, with the ETag and cache headers; nothing for
+    someone who may not see the image, and a 304 still answered by Django."""
+    settings.X_ACCEL_MEDIA_PREFIX = "/_protected_media/"
+    image = world.assignment(Arm.AI_ASSISTED).case.images.get()
+    client.force_login(world.assignment(Arm.AI_ASSISTED).reader.user)
+    response = client.get(f"/api/images/{image.pk}/{endpoint}/")
+    assert response.status_code == 200
+    assert response.content == b""
+    target = response["X-Accel-Redirect"]
+    assert target.startswith("/_protected_media/derived/")
+    on_disk = Path(settings.MEDIA_ROOT) / target.removeprefix("/_protected_media/")
+    if endpoint == "pixels":
+        assert on_disk.resolve() == viewer_pixels(image).resolve()
+    assert gzip.decompress(on_disk.read_bytes())  # the gzip file nginx will send as it is
+    assert on_disk.stat().st_mode & 0o044 == 0o044  # readable by nginx (another user)
+    assert response["ETag"].startswith('"') and response["Cache-Control"].startswith("private")
+    assert "Content-Encoding" not in response  # nginx's location adds it to the file
+
+    again = client.get(f"/api/images/{image.pk}/{endpoint}/", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304 and "X-Accel-Redirect" not in again
+
+    client.force_login(make_member(world, Role.READER))  # not assigned to this case
+    refused = client.get(f"/api/images/{image.pk}/{endpoint}/")
+    assert refused.status_code == 403 and "X-Accel-Redirect" not in refused
