@@ -297,6 +297,16 @@ OVERDUE_REVIEW_DAYS = float(os.environ.get("OVERDUE_REVIEW_DAYS", "3"))
 # How often the trial dashboard's page asks for fresh counts.
 MONITOR_POLL_SECONDS = float(os.environ.get("MONITOR_POLL_SECONDS", "15"))
 
+# Behind nginx (the compose stack): after the access check, the viewer's cached pixel and
+# preview files are handed to nginx with "X-Accel-Redirect: <X_ACCEL_MEDIA_PREFIX><path under
+# MEDIA_ROOT>", an internal location (docker/nginx.conf) that serves MEDIA_ROOT's files to
+# nobody else. Empty (the demo, runserver, tests): Django sends the file itself.
+X_ACCEL_MEDIA_PREFIX = os.environ.get("X_ACCEL_MEDIA_PREFIX", "")
+if X_ACCEL_MEDIA_PREFIX and not (X_ACCEL_MEDIA_PREFIX.startswith("/")
+                                 and X_ACCEL_MEDIA_PREFIX.endswith("/")):
+    raise ImproperlyConfigured("X_ACCEL_MEDIA_PREFIX must start and end with '/', e.g. "
+                               "/_protected_media/ (or be empty).")
+
 # Health and metrics (ops/, README "Health and metrics"). /health/ready/ fails when the disk
 # holding MEDIA_ROOT has less than HEALTH_MIN_FREE_DISK_MB free; Redis's PING and the workers'
 # Celery ping wait at most HEALTH_TIMEOUT_S (so does reading the queue's length for /metrics).

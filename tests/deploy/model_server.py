@@ -37,6 +37,7 @@ class ModelServer:
         self._release = threading.Event()
         self._lock = threading.Lock()
         self.url = ""
+        self.delay_s = 0.0  # each answer takes this long (work spread over several workers)
 
     def hold_first(self, marker: str) -> None:
         """Hold the first request that carries ``marker`` (until ``release``)."""
@@ -82,6 +83,8 @@ def _handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                                         held))
             if held:
                 server._release.wait(timeout=600)
+            elif server.delay_s:
+                time.sleep(server.delay_s)
             payload = json.dumps({
                 "id": "chatcmpl-deploy", "object": "chat.completion", "model": "fake-cxr-model",
                 "choices": [{"index": 0, "finish_reason": "stop",

@@ -65,6 +65,7 @@ pytestmark = pytest.mark.deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
+SCALE_FILE = ROOT / "docker" / "compose.scale.yaml"
 PROJECT = "cxrdeploytest"
 IMAGE_TAG = "deploytest"
 OFFICIAL_BASES = ("python:3.11-slim-bookworm", "nginx:1.27-alpine", "postgres:15", "redis:7")
@@ -488,10 +489,31 @@ def _draft(admin: httpx.Client, case: dict, endpoint: int) -> dict | None:
                 None)
 
 
-def test_import_dicom_then_draft_made_by_the_worker(
-        stack: Stack, model: ModelServer, tmp_path: Path) -> None:
+def import_studies(stack: Stack, tmp_path: Path, marks: tuple[str, ...], seed: int) -> None:
+    """One synthetic study per mark, with a history naming it, imported with ``import_dicom``
+    in a web container (``docker cp``, then ``exec``), as a coordinator would."""
     from trial.dicom.synthetic import make_cxr
 
+    name = f"deploy-import-{seed}"
+    folder = tmp_path / name
+    (folder / "dicom").mkdir(parents=True)
+    with (folder / "history.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["accession_number", "chief_complaint", "history", "lab_results",
+                         "prior_imaging"])
+        for n, mark in enumerate(marks, 1):
+            make_cxr(folder / "dicom" / f"study{n}.dcm", seed=seed + n, rows=384, columns=320,
+                     patient_id=f"DEPLOY-PAT-{seed + n}", accession=f"DEPLOYACC{seed + n}")
+            writer.writerow([f"DEPLOYACC{seed + n}", "Cough and fever",
+                             f"Three days of cough ({mark})", "CRP 40 mg/L", ""])
+    run(["docker", "cp", str(folder), f"{stack.container('web')}:/tmp/"])
+    out = stack.exec("web", "python", "manage.py", "import_dicom", f"/tmp/{name}/dicom",
+                     "--trial", "demo", "--site", "H1", "--history", f"/tmp/{name}/history.csv")
+    assert f"{len(marks)} imported, 0 duplicate, 0 rejected" in out, out
+
+
+def test_import_dicom_then_draft_made_by_the_worker(
+        stack: Stack, model: ModelServer, tmp_path: Path) -> None:
     admin = STATE["admin"]
     # The demo trial's endpoint becomes an OpenAI-compatible server (the fake one, on this
     # host), as a coordinator would set it up through the API.
@@ -507,22 +529,7 @@ def test_import_dicom_then_draft_made_by_the_worker(
     STATE["endpoint"] = endpoint["id"]
 
     # Two studies and their clinical history, imported in the web container.
-    folder = tmp_path / "deploy-import"
-    (folder / "dicom").mkdir(parents=True)
-    with (folder / "history.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["accession_number", "chief_complaint", "history", "lab_results",
-                         "prior_imaging"])
-        for n, mark in enumerate((MARK_A, MARK_B), 1):
-            make_cxr(folder / "dicom" / f"study{n}.dcm", seed=900 + n, rows=384, columns=320,
-                     patient_id=f"DEPLOY-PAT-{n}", accession=f"DEPLOYACC{n}")
-            writer.writerow([f"DEPLOYACC{n}", "Cough and fever", f"Three days of cough ({mark})",
-                             "CRP 40 mg/L", ""])
-    run(["docker", "cp", str(folder), f"{stack.container('web')}:/tmp/"])
-    out = stack.exec("web", "python", "manage.py", "import_dicom", "/tmp/deploy-import/dicom",
-                     "--trial", "demo", "--site", "H1",
-                     "--history", "/tmp/deploy-import/history.csv")
-    assert "2 imported, 0 duplicate, 0 rejected" in out, out
+    import_studies(stack, tmp_path, (MARK_A, MARK_B), seed=900)
 
     cases = results(api(admin, "GET", "/api/trials/demo/cases/?limit=1000"))
     mine = {mark: next(c for c in cases if mark in c["history"]) for mark in (MARK_A, MARK_B)}
@@ -609,6 +616,22 @@ def test_reader_opens_a_case_page_and_its_pixels_through_nginx(stack: Stack) -> 
     assert pixels.headers["content-type"] == "application/octet-stream"
     assert pixels.headers.get("content-encoding") == "gzip"
     assert len(pixels.content) == meta["rows"] * meta["columns"] * 2  # uint16, decoded
+    # Sent by nginx itself after Django's check (X-Accel-Redirect): nginx's static-file headers
+    # (Last-Modified, byte ranges), Django's ETag and cache headers, no internal path leaked.
+    assert "x-accel-redirect" not in pixels.headers
+    assert pixels.headers.get("accept-ranges") == "bytes" and "last-modified" in pixels.headers
+    assert pixels.headers["etag"].startswith('"'), pixels.headers
+    assert pixels.headers["cache-control"].startswith("private, max-age="), pixels.headers
+    again = reader.get(meta["pixels_url"], headers={"If-None-Match": pixels.headers["etag"]})
+    assert again.status_code == 304
+    web_log = stack.compose("logs", "--no-color", "web").stdout
+    sent = [line for line in web_log.splitlines() if f'GET {meta["pixels_url"]} ' in line]
+    assert sent and ' 200 0 ' in sent[0], sent  # gunicorn sent no byte of the file
+    # The internal location answers nobody directly, signed in or not.
+    found = stack.exec("web", "sh", "-c", "find /data/media -name pixels-u16.gz | head -1").strip()
+    direct = "/_protected_media/" + found.removeprefix("/data/media/")
+    assert reader.get(direct).status_code == 404
+    assert client(stack).get(direct).status_code == 404
     STATE["reader"], STATE["pixels"] = reader, (meta["pixels_url"], pixels.content)
 
 
@@ -673,3 +696,90 @@ def test_restart_keeps_every_row_and_file(stack: Stack) -> None:
     assert again.status_code == 200 and again.content == content
     drafts = results(api(STATE["admin"], "GET", "/api/trials/demo/drafts/?limit=1000"))
     assert sum(d["endpoint"] == STATE["endpoint"] and d["status"] == "done" for d in drafts) == 2
+
+
+def test_two_web_and_two_worker_replicas(stack: Stack, tmp_path: Path) -> None:
+    """``compose.scale.yaml`` on top: nginx spreads requests over both web containers, both
+    worker containers make drafts."""
+    scaled = [*stack.argv[:-2], "-f", str(SCALE_FILE), *stack.argv[-2:]]
+    with Timed("scale out (2 web, 2 worker)"):
+        run([*scaled, "up", "-d"], env=stack.env, timeout=900)
+
+        def all_healthy() -> dict | None:
+            ids = {name: stack.compose("ps", "-q", name).stdout.split()
+                   for name in ("web", "worker")}
+            states = {run(["docker", "inspect", "-f", "{{.State.Health.Status}}", c]).stdout
+                      .strip() for c in ids["web"] + ids["worker"]}
+            return ids if all(len(v) == 2 for v in ids.values()) and states == {"healthy"} \
+                else None
+        ids = wait_until("2 healthy web and 2 healthy worker containers", all_healthy,
+                         timeout=300, every=3)
+        stack.wait_ready(timeout=120)
+
+    # Requests through nginx reach both web containers (Docker's DNS gives both addresses).
+    marker = f"/accounts/login/?spread={secrets.token_hex(4)}"
+    for _ in range(40):
+        assert httpx.get(stack.base_url + marker, timeout=30).status_code == 200
+    served = [run(["docker", "logs", c], timeout=60).stdout.count(marker) for c in ids["web"]]
+    assert sum(served) == 40 and min(served) > 0, served
+
+    # Drafts of six new cases are made by both worker containers (each answer takes 2 s, so
+    # one container's two processes cannot take them all).
+    admin = STATE["admin"]
+    marks = tuple(f"DEPLOY-SCALE-{n}" for n in range(6))
+    import_studies(stack, tmp_path, marks, seed=950)
+    cases = results(api(admin, "GET", "/api/trials/demo/cases/?limit=1000"))
+    mine = [next(c for c in cases if mark in c["history"]) for mark in marks]
+    with model_server(stack.gateway()) as server:
+        server.delay_s = 2.0
+        api(admin, "PATCH", f"/api/trials/demo/model-endpoints/{STATE['endpoint']}/",
+            {"base_url": server.url})
+        for case in mine:
+            _enrol(admin, case, STATE["answers"])
+
+        def finished() -> list[dict] | None:
+            found = [_draft(admin, case, STATE["endpoint"]) for case in mine]
+            return found if all(d and d["status"] in ("done", "failed") for d in found) else None
+        drafts = wait_until("the six drafts", finished, timeout=240, every=2)
+        callers = {seen.client for seen in server.requests}
+    assert [d["status"] for d in drafts] == ["done"] * 6, drafts
+    workers = {json.loads(run(["docker", "inspect", c]).stdout)[0]["NetworkSettings"]["Networks"]
+               [f"{PROJECT}_default"]["IPAddress"] for c in ids["worker"]}
+    assert callers == workers, (callers, workers)
+
+    # Back to one of each, as compose.yaml alone runs it.
+    stack.compose("up", "-d", "--scale", "web=1", "--scale", "worker=1", timeout=600)
+    wait_until("one web container", lambda: len(stack.compose("ps", "-q", "web").stdout.split())
+               == 1, timeout=120)
+
+
+def test_backup_then_restore_into_an_empty_stack(stack: Stack, tmp_path: Path) -> None:
+    """``docker/backup.sh`` on the running stack; ``down -v`` (nothing left: database, media
+    and Redis volumes removed); ``docker/restore.sh`` into the empty stack: every row and
+    file is back, and the reader's session and pixels with them."""
+    rows, files = snapshot(stack)
+    env = {**stack.env, "COMPOSE": shlex.join(stack.argv)}
+    backup = tmp_path / "backup"
+    with Timed("backup (docker/backup.sh)"):
+        run([str(ROOT / "docker" / "backup.sh"), str(backup)], env=env, timeout=600)
+    assert sorted(p.name for p in backup.iterdir()) == ["SHA256SUMS", "db.dump", "media.tar"]
+
+    stack.compose("down", "-v", "--timeout", "30", timeout=300)
+    volumes = run(["docker", "volume", "ls", "-q", "--filter",
+                   f"label=com.docker.compose.project={PROJECT}"]).stdout.split()
+    assert not volumes, volumes
+    with Timed("restore (docker/restore.sh) into an empty stack, ready"):
+        run([str(ROOT / "docker" / "restore.sh"), str(backup)], env=env, timeout=900)
+        stack.wait_ready(timeout=300)
+    rows_after, files_after = snapshot(stack)
+    assert rows_after == rows
+    assert files_after == files
+    url, content = STATE["pixels"]
+    again = STATE["reader"].get(url)
+    assert again.status_code == 200 and again.content == content
+
+    # A second restore over the restored stack is refused without --force.
+    refused = run([str(ROOT / "docker" / "restore.sh"), str(backup)], env=env, timeout=600,
+                  check=False)
+    assert refused.returncode != 0 and "already holds" in refused.stderr, refused.stderr
+    assert STATE["reader"].get(url).status_code == 200  # and left the stack running

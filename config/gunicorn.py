@@ -1,0 +1,29 @@
+"""gunicorn settings of the production ``web`` service (``gunicorn -c config/gunicorn.py``).
+
+Threads, not one sync worker: a reader's page, its pixels, heartbeats and autosaves arrive
+together, and a sync worker serves one request at a time (the load test's p95 of 24 s came
+from that). ``WEB_CONCURRENCY`` processes x ``GUNICORN_THREADS`` threads; the defaults suit
+a 2-core host (see the README's "Scale beyond one machine" for more).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Processes: CPU-bound work (password hashing, edit distances at signature) holds one
+# process's interpreter lock, so more than one; at most 2 x cores + 1.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(4, 2 * multiprocessing.cpu_count() + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5  # nginx keeps connections to us open (upstream keepalive)
+# Heartbeat files in memory, not on the container's overlay filesystem (slow fsync stalls).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn >= 25 opens a control socket under $HOME by default; the app user's home (/app)
+# is read-only to it, and nothing here uses gunicornc.
+control_socket_disable = True
+accesslog = "-"
+errorlog = "-"
