@@ -23,22 +23,14 @@ from pydicom.sequence import Sequence
 from rest_framework.authtoken.models import Token
 
 from tests.support.dicom_files import ramp, write_dicom
-from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
-from tests.support.read_world import build_read_world
+from tests.support.factories import MembershipFactory, UserFactory
+from tests.support.read_world import build_read_world, imported_image
 from trial.dicom import viewer_pixels as viewer_pixels_module
-from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.dicom.viewer_pixels import gzip_bytes, viewer_meta, viewer_pixels
 from trial.models import Arm, Image, Membership, Role
 
 pytestmark = pytest.mark.django_db
-
-
-def imported(path) -> Image:
-    site = SiteFactory(trial=TrialFactory())
-    job = import_path(path, trial=site.trial, site=site)
-    assert job.imported == 1, job.report
-    return Image.objects.get(case__trial=site.trial)
 
 
 def modality_values(image: Image) -> np.ndarray:
@@ -65,7 +57,7 @@ def assert_exact(image: Image) -> dict:
 
 
 def test_plain_16_bit_unsigned_values_are_exact(tmp_path) -> None:
-    image = imported(make_cxr(tmp_path / "a.dcm", seed=1, rows=64, columns=48))
+    image = imported_image(make_cxr(tmp_path / "a.dcm", seed=1, rows=64, columns=48))
     meta = assert_exact(image)
     assert meta["invert"] is False and meta["hu"] is False
     ds = pydicom.dcmread(image.file.path)
@@ -75,7 +67,7 @@ def test_plain_16_bit_unsigned_values_are_exact(tmp_path) -> None:
 
 def test_rescale_slope_and_negative_intercept_are_exact(tmp_path) -> None:
     pixels = ramp(40, 30, top=4095)
-    image = imported(write_dicom(tmp_path / "r.dcm", pixels, rescale=(2, -1024)))
+    image = imported_image(write_dicom(tmp_path / "r.dcm", pixels, rescale=(2, -1024)))
     meta = assert_exact(image)
     assert meta["min"] == -1024 and meta["max"] == 4095 * 2 - 1024
     assert meta["window_source"] == "full range"
@@ -84,7 +76,7 @@ def test_rescale_slope_and_negative_intercept_are_exact(tmp_path) -> None:
 
 def test_a_fractional_slope_keeps_every_stored_level(tmp_path) -> None:
     pixels = ramp(20, 20, top=399)
-    image = imported(write_dicom(tmp_path / "f.dcm", pixels, rescale=(0.1, -5)))
+    image = imported_image(write_dicom(tmp_path / "f.dcm", pixels, rescale=(0.1, -5)))
     got, meta = decoded(image)
     np.testing.assert_allclose(got, modality_values(image), rtol=0, atol=1e-9)
     assert len(np.unique(got)) == 400  # rounding to integers would have merged levels
@@ -92,7 +84,7 @@ def test_a_fractional_slope_keeps_every_stored_level(tmp_path) -> None:
 
 def test_signed_pixels_are_exact(tmp_path) -> None:
     pixels = np.linspace(-2000, 3000, 50 * 40).round().astype(np.int16).reshape(50, 40)
-    image = imported(write_dicom(tmp_path / "s.dcm", pixels, bits_stored=16))
+    image = imported_image(write_dicom(tmp_path / "s.dcm", pixels, bits_stored=16))
     assert pydicom.dcmread(image.file.path).PixelRepresentation == 1
     meta = assert_exact(image)
     assert meta["min"] == -2000 and meta["max"] == 3000
@@ -100,7 +92,8 @@ def test_signed_pixels_are_exact(tmp_path) -> None:
 
 def test_signed_pixels_with_rescale_are_exact(tmp_path) -> None:
     pixels = np.linspace(-1024, 3071, 32 * 32).round().astype(np.int16).reshape(32, 32)
-    image = imported(write_dicom(tmp_path / "h.dcm", pixels, rescale=(1, -1024), RescaleType="HU"))
+    image = imported_image(write_dicom(tmp_path / "h.dcm", pixels, rescale=(1, -1024),
+                                       RescaleType="HU"))
     meta = assert_exact(image)
     assert meta["hu"] is True
     assert {"name": "Lung", "center": -600, "width": 1500} in [
@@ -108,7 +101,7 @@ def test_signed_pixels_with_rescale_are_exact(tmp_path) -> None:
 
 
 def test_monochrome1_sets_the_invert_flag(tmp_path) -> None:
-    image = imported(make_cxr(tmp_path / "m1.dcm", seed=2, rows=64, columns=48,
+    image = imported_image(make_cxr(tmp_path / "m1.dcm", seed=2, rows=64, columns=48,
                               photometric="MONOCHROME1"))
     assert image.photometric == "MONOCHROME1"
     assert assert_exact(image)["invert"] is True
@@ -116,15 +109,15 @@ def test_monochrome1_sets_the_invert_flag(tmp_path) -> None:
 
 def test_presentation_lut_inverse_flips_the_invert_flag(tmp_path) -> None:
     pixels = ramp(16, 16)
-    plain = imported(write_dicom(tmp_path / "i2.dcm", pixels, PresentationLUTShape="INVERSE"))
-    both = imported(write_dicom(tmp_path / "i1.dcm", pixels, photometric="MONOCHROME1",
+    plain = imported_image(write_dicom(tmp_path / "i2.dcm", pixels, PresentationLUTShape="INVERSE"))
+    both = imported_image(write_dicom(tmp_path / "i1.dcm", pixels, photometric="MONOCHROME1",
                                 PresentationLUTShape="INVERSE"))
     assert viewer_meta(plain)["invert"] is True
     assert viewer_meta(both)["invert"] is False
 
 
 def test_8_bit_values_are_exact(tmp_path) -> None:
-    image = imported(make_cxr(tmp_path / "b8.dcm", seed=3, rows=64, columns=48, bits=8))
+    image = imported_image(make_cxr(tmp_path / "b8.dcm", seed=3, rows=64, columns=48, bits=8))
     assert image.bits_stored == 8
     meta = assert_exact(image)
     assert meta["levels"] <= 256
@@ -134,7 +127,7 @@ def test_a_modality_lut_sequence_is_applied(tmp_path) -> None:
     item = Dataset()
     item.LUTDescriptor = [4, 10, 16]
     item.add_new("LUTData", "US", [100, 900, 3000, 60000])
-    image = imported(write_dicom(tmp_path / "lut.dcm",
+    image = imported_image(write_dicom(tmp_path / "lut.dcm",
                                  np.array([[8, 10, 11], [12, 13, 99]], dtype=np.uint16),
                                  ModalityLUTSequence=Sequence([item])))
     meta = assert_exact(image)
@@ -142,7 +135,7 @@ def test_a_modality_lut_sequence_is_applied(tmp_path) -> None:
 
 
 def test_a_voi_lut_is_approximated_by_a_window_over_its_input(tmp_path) -> None:
-    image = imported(write_dicom(tmp_path / "voi.dcm", ramp(8, 8, top=255),
+    image = imported_image(write_dicom(tmp_path / "voi.dcm", ramp(8, 8, top=255),
                                  voi_lut=(100, 8, list(range(0, 256, 4)))))
     meta = viewer_meta(image)
     assert meta["window"] == {"center": 100 + 63 / 2, "width": 64}
@@ -150,7 +143,7 @@ def test_a_voi_lut_is_approximated_by_a_window_over_its_input(tmp_path) -> None:
 
 
 def test_presets_are_ordered_keyed_and_inside_the_data(tmp_path) -> None:
-    meta = viewer_meta(imported(make_cxr(tmp_path / "p.dcm", seed=4, rows=64, columns=48)))
+    meta = viewer_meta(imported_image(make_cxr(tmp_path / "p.dcm", seed=4, rows=64, columns=48)))
     names = [p["name"] for p in meta["presets"]]
     assert names[0] == "Default" and names[-1] == "Full range" and "Lung" not in names[:1]
     assert [p["key"] for p in meta["presets"]] == [str(i) for i in range(1, len(names) + 1)]
@@ -163,7 +156,7 @@ def test_presets_are_ordered_keyed_and_inside_the_data(tmp_path) -> None:
 
 
 def test_the_metadata_is_json_and_holds_nothing_identifying(tmp_path) -> None:
-    image = imported(make_cxr(tmp_path / "id.dcm", seed=5, rows=64, columns=48))
+    image = imported_image(make_cxr(tmp_path / "id.dcm", seed=5, rows=64, columns=48))
     meta = viewer_meta(image)
     text = json.dumps(meta)
     ds = pydicom.dcmread(image.file.path)
@@ -180,7 +173,7 @@ def test_the_metadata_is_json_and_holds_nothing_identifying(tmp_path) -> None:
 
 
 def test_a_cached_image_is_not_decoded_again(tmp_path, monkeypatch) -> None:
-    image = imported(make_cxr(tmp_path / "c.dcm", seed=6, rows=64, columns=48))
+    image = imported_image(make_cxr(tmp_path / "c.dcm", seed=6, rows=64, columns=48))
     first_path, first_meta = viewer_pixels(image), viewer_meta(image)
     first_bytes = first_path.read_bytes()
 
@@ -196,7 +189,7 @@ def test_a_cached_image_is_not_decoded_again(tmp_path, monkeypatch) -> None:
 
 
 def test_meta_alone_builds_the_pixels_too(tmp_path, monkeypatch) -> None:
-    image = imported(make_cxr(tmp_path / "c.dcm", seed=7, rows=64, columns=48))
+    image = imported_image(make_cxr(tmp_path / "c.dcm", seed=7, rows=64, columns=48))
     viewer_meta(image)
     monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: pytest.fail("decoded twice"))
     assert viewer_pixels(image).exists()

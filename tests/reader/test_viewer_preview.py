@@ -23,20 +23,14 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 
 from tests.support.dicom_files import ramp, write_dicom
-from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory, UserFactory
+from tests.support.factories import MembershipFactory, UserFactory
+from tests.support.read_world import imported_image
 from trial.dicom import viewer_pixels as vp
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
 from trial.models import Image, Role
 
 pytestmark = pytest.mark.django_db
-
-
-def imported(path) -> Image:
-    site = SiteFactory(trial=TrialFactory())
-    job = import_path(path, trial=site.trial, site=site)
-    assert job.imported == 1, job.report
-    return Image.objects.get(case__trial=site.trial)
 
 
 def block_means(values: np.ndarray, factor: int) -> np.ndarray:
@@ -89,7 +83,7 @@ def small_previews(monkeypatch):
 
 def test_a_radiograph_s_preview_is_the_mean_of_its_blocks(tmp_path) -> None:
     # At the real size limit: 1301 x 1001 -> factor 3, 434 x 334, the last blocks partial.
-    image = imported(make_cxr(tmp_path / "big.dcm", seed=11, rows=1301, columns=1001))
+    image = imported_image(make_cxr(tmp_path / "big.dcm", seed=11, rows=1301, columns=1001))
     meta = assert_preview_is_the_block_means(image)
     assert meta["preview"]["factor"] == 3
     assert (meta["preview"]["rows"], meta["preview"]["columns"]) == (434, 334)
@@ -118,7 +112,7 @@ def test_every_kind_of_pixel_data_previews_exactly(tmp_path, name) -> None:
         item.add_new("LUTData", "US", [100, 900, 3000, 60000])
         pixels = np.resize(np.array([10, 11, 12, 13], dtype=np.uint16), (35, 34))
         write_dicom(path, pixels, ModalityLUTSequence=Sequence([item]))
-    meta = assert_preview_is_the_block_means(imported(path))
+    meta = assert_preview_is_the_block_means(imported_image(path))
     if name == "monochrome1":
         assert meta["invert"] is True  # the preview is windowed and inverted like the pixels
 
@@ -139,7 +133,7 @@ def test_the_block_mean_rounds_half_up_without_overflow() -> None:
 
 
 def test_a_small_image_has_no_preview(tmp_path, client) -> None:
-    image = imported(make_cxr(tmp_path / "s.dcm", seed=4, rows=640, columns=500))
+    image = imported_image(make_cxr(tmp_path / "s.dcm", seed=4, rows=640, columns=500))
     assert vp.viewer_meta(image)["preview"] is None
     assert vp.viewer_preview(image) is None
     assert not (vp.derived_dir(image) / vp.PREVIEW_NAME).exists()
@@ -162,7 +156,7 @@ def body(response) -> bytes:
 
 @pytest.fixture
 def served(tmp_path, client, small_previews) -> Image:
-    image = imported(make_cxr(tmp_path / "e.dcm", seed=5, rows=64, columns=48))
+    image = imported_image(make_cxr(tmp_path / "e.dcm", seed=5, rows=64, columns=48))
     client.force_login(coordinator_of(image))
     return image
 
@@ -249,7 +243,7 @@ def test_an_image_prepared_before_previews_still_works(served, client, monkeypat
 
 def test_importing_the_file_again_adds_the_missing_preview(tmp_path, small_previews) -> None:
     path = make_cxr(tmp_path / "again.dcm", seed=6, rows=40, columns=64)
-    image = imported(path)
+    image = imported_image(path)
     before = vp.viewer_meta(image)
     make_it_old(image)
     job = import_path(path, trial=image.case.trial, site=image.case.site)

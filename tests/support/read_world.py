@@ -12,7 +12,7 @@ from tests.support.factories import MembershipFactory, SiteFactory, TrialFactory
 from trial.assignment import assign_cases
 from trial.dicom.importer import import_path
 from trial.dicom.synthetic import make_cxr
-from trial.models import Arm, Assignment, Case, Membership, Role, Trial
+from trial.models import Arm, Assignment, Case, Image, Membership, Role, Trial
 from trial.randomization import allocate_all, generate_list
 
 
@@ -56,3 +56,11 @@ def build_read_world(folder: Path, *, cases: int = 2, endpoint: bool = True,
                .select_related("allocation_slot", "user")}
     assert set(readers) == {Arm.AI_ASSISTED, Arm.SCP}
     return ReadWorld(trial=trial, readers=readers, senior=senior, cases=made)
+
+
+def imported_image(path: Path) -> Image:
+    """The image of one DICOM file imported into a new trial (the viewer's files made)."""
+    site = SiteFactory(trial=TrialFactory())
+    job = import_path(path, trial=site.trial, site=site)
+    assert job.imported == 1, job.report
+    return Image.objects.get(case__trial=site.trial)
