@@ -33,10 +33,16 @@ class TrialScopedMixin:
         if not hasattr(self, "_trial"):
             trial = get_object_or_404(Trial, slug=self.kwargs["trial_slug"])
             user = self.request.user
-            if not (is_superuser(user) or roles_of(user, trial)):
+            roles = roles_of(user, trial)
+            if not (is_superuser(user) or roles):
                 raise Http404
-            self._trial = trial
+            self._trial, self._roles = trial, roles
         return self._trial
+
+    def trial_roles(self) -> set[str]:
+        """The user's roles in the URL's trial, read once per request (with the trial)."""
+        self.get_trial()
+        return self._roles
 
     def get_permissions(self) -> list:
         return [IsAuthenticated(), HasTrialRole(*self.roles, read_roles=self.read_roles)]
