@@ -678,6 +678,17 @@ def snapshot(stack: Stack) -> tuple[dict, list[str]]:
     return rows, files.splitlines()
 
 
+def assert_unchanged(stack: Stack, rows: dict, files: list[str]) -> None:
+    """Every table's row count and largest key and every media file as ``snapshot`` found
+    them, and the reader still signed in, getting the same pixels."""
+    rows_after, files_after = snapshot(stack)
+    assert rows_after == rows
+    assert files_after == files
+    url, content = STATE["pixels"]
+    again = STATE["reader"].get(url)
+    assert again.status_code == 200 and again.content == content
+
+
 def test_restart_keeps_every_row_and_file(stack: Stack) -> None:
     rows, files = snapshot(stack)
     assert rows["trial.Case"][0] >= 34 and rows["drafting.Draft"][0] >= 32, rows
@@ -687,13 +698,8 @@ def test_restart_keeps_every_row_and_file(stack: Stack) -> None:
         assert not stack.compose("ps", "-q").stdout.split()  # no container left
         stack.compose("up", "-d", timeout=900)
         stack.wait_ready(timeout=240)
-    rows_after, files_after = snapshot(stack)
-    assert rows_after == rows
-    assert files_after == files
     # The sessions (database rows) survived: the reader and the superuser are still signed in.
-    url, content = STATE["pixels"]
-    again = STATE["reader"].get(url)
-    assert again.status_code == 200 and again.content == content
+    assert_unchanged(stack, rows, files)
     drafts = results(api(STATE["admin"], "GET", "/api/trials/demo/drafts/?limit=1000"))
     assert sum(d["endpoint"] == STATE["endpoint"] and d["status"] == "done" for d in drafts) == 2
 
@@ -771,15 +777,10 @@ def test_backup_then_restore_into_an_empty_stack(stack: Stack, tmp_path: Path) -
     with Timed("restore (docker/restore.sh) into an empty stack, ready"):
         run([str(ROOT / "docker" / "restore.sh"), str(backup)], env=env, timeout=900)
         stack.wait_ready(timeout=300)
-    rows_after, files_after = snapshot(stack)
-    assert rows_after == rows
-    assert files_after == files
-    url, content = STATE["pixels"]
-    again = STATE["reader"].get(url)
-    assert again.status_code == 200 and again.content == content
+    assert_unchanged(stack, rows, files)
 
     # A second restore over the restored stack is refused without --force.
     refused = run([str(ROOT / "docker" / "restore.sh"), str(backup)], env=env, timeout=600,
                   check=False)
     assert refused.returncode != 0 and "already holds" in refused.stderr, refused.stderr
-    assert STATE["reader"].get(url).status_code == 200  # and left the stack running
+    assert STATE["reader"].get(STATE["pixels"][0]).status_code == 200  # and left the stack running
