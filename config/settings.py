@@ -213,6 +213,16 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 # Celery: with no REDIS_URL the tasks run in-process (the demo's embedded default).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+if REDIS_URL:
+    # Sessions read from Redis, kept in the database (accounts/sessions.py says why): a
+    # reader's heartbeat and autosave then need no session query. Short timeouts: a Redis
+    # that does not answer costs a request one second, then the database answers.
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cxr-cache",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }}
+    SESSION_ENGINE = "accounts.sessions"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -172,9 +172,13 @@ class OpenReadingView(ReaderView):
 
 class _OpenReadingMixin:
     def reading(self) -> Reading:
-        assignment = assignment_at(self.reader(), self.kwargs["position"])
-        reading = Reading.objects.filter(assignment=assignment).first()
+        """The reader's own reading at the URL's position: one query when it exists (every
+        heartbeat and autosave asks); 404 for no such assignment, 409 if not opened yet."""
+        reading = Reading.objects.select_related("assignment__case__trial").filter(
+            assignment__reader=self.reader(), assignment__position=self.kwargs["position"],
+        ).first()
         if reading is None:
+            assignment_at(self.reader(), self.kwargs["position"])  # 404 if not mine
             raise Conflict("Open the case first.")
         return reading
 
