@@ -30,11 +30,15 @@ def current_draft(case: Case) -> Draft | None:
 
 
 def current_drafts(trial: Trial, case_ids: Iterable[int]) -> dict[int, Draft]:
-    """Case id -> its current draft, for many cases in two queries (a worklist's length)."""
+    """Case id -> its current draft, for many cases in two queries (a worklist's length);
+    none for no cases."""
+    case_ids = list(case_ids)
+    if not case_ids:
+        return {}
     endpoint = active_endpoint(trial)
     if endpoint is None:
         return {}
-    drafts = Draft.objects.filter(case_id__in=list(case_ids), fingerprint=endpoint.fingerprint)
+    drafts = Draft.objects.filter(case_id__in=case_ids, fingerprint=endpoint.fingerprint)
     return {draft.case_id: draft for draft in drafts}
 
 

@@ -8,8 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from reader.payloads import require_role, trial_or_404
 from trial.models import Role
+from trial.permissions import trial_member
 
 from . import ratings
 from .models import Campaign
@@ -20,8 +20,8 @@ from .queries import rater_campaign, rater_item_of
 @login_required
 def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> HttpResponse:
     """A rater's items in their random order, with progress; ``n`` opens the next."""
-    trial = trial_or_404(trial_slug)
-    rater = require_role(request.user, trial, Role.RATER)
+    rater = trial_member(request.user, trial_slug, Role.RATER)
+    trial = rater.trial
     found = rater_campaign(rater, trial, campaign)
     return render(request, "rating/list.html", {
         "trial": trial, "campaign": found, "state": worklist_payload(rater, found)})
@@ -31,8 +31,8 @@ def rating_list_page(request: HttpRequest, trial_slug: str, campaign: int) -> Ht
 def rating_item_page(request: HttpRequest, trial_slug: str, campaign: int,
                      code: str) -> HttpResponse:
     """One item: image, history, reference, report(s), the instruments' scales."""
-    trial = trial_or_404(trial_slug)
-    rater = require_role(request.user, trial, Role.RATER)
+    rater = trial_member(request.user, trial_slug, Role.RATER)
+    trial = rater.trial
     found = rater_campaign(rater, trial, campaign)
     rater_item = rater_item_of(rater, found, code)
     if found.status == Campaign.Status.OPEN and not hasattr(rater_item, "rating"):

@@ -9,25 +9,17 @@ sent their reading time (nor active time, gaps or the reading's flags) during th
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from trial.dicom.viewer_pixels import viewer_meta
 from trial.findings import FINDINGS
-from trial.models import Arm, Assignment, Case, Membership, Role, Trial
-from trial.permissions import is_superuser, roles_of
+from trial.models import Arm, Assignment, Case, Membership
 from trial.signatures import signature_payload
 
 from .blinding import authorship_names, blind_text
 from .models import Reading, Review
 from .review import readings_shown
-
-
-def membership(user, trial: Trial, role: str) -> Membership | None:
-    return Membership.objects.filter(user=user, trial=trial, role=role).select_related(
-        "trial", "site").first()
 
 
 def assignment_at(reader: Membership, position: int) -> Assignment:
@@ -121,17 +113,3 @@ def review_payload(review: Review) -> dict:
                  for name in ("open", "save", "sign")},
         "page": reverse("reader:review", args=[case.trial.slug, case.pk]),
     }
-
-
-def trial_or_404(slug: str) -> Trial:
-    return get_object_or_404(Trial, slug=slug)
-
-
-def require_role(user, trial: Trial, role: str) -> Membership:
-    """The user's membership of ``role``; 404 if they have no role in the trial at all."""
-    found = membership(user, trial, role)
-    if found is not None:
-        return found
-    if roles_of(user, trial) or is_superuser(user):
-        raise PermissionDenied(f"Only a {Role(role).label.lower()} of this trial may do this.")
-    raise Http404

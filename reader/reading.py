@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from drafting.models import Draft
@@ -110,6 +111,14 @@ def _event(reading: Reading, kind: str, at: datetime, *, client_at: datetime | N
                                        detail=detail or {})
 
 
+def _open_rows(reading: Reading) -> QuerySet[Reading]:
+    """The reading while it may change (open, its trial not locked): an UPDATE of this takes
+    the row lock and checks both in one statement, the hot paths' shortcut past ``_locked``;
+    no row updated means the full path decides (and says why not)."""
+    return Reading.objects.filter(pk=reading.pk, status=Reading.Status.OPEN).exclude(
+        assignment__case__trial__status=Trial.Status.LOCKED)
+
+
 def _locked(reading: Reading) -> Reading:
     """The reading, row-locked; nothing changes a reading once its trial is locked."""
     locked = Reading.objects.select_for_update(of=("self",)).select_related(
@@ -163,6 +172,12 @@ def record_event(reading: Reading, kind: str, *, client_at: datetime | None = No
     if kind not in CLIENT_EVENTS:
         raise ReadingError(f"Unknown event {kind!r}; expected one of {sorted(CLIENT_EVENTS)}.")
     now = timezone.now()
+    if kind != ReadingEvent.Kind.IMAGE_DISPLAYED:  # heartbeats etc.: every 10 s per reader
+        with transaction.atomic():
+            if _open_rows(reading).update(last_event_at=now):
+                _event(reading, kind, now, client_at=client_at, detail=detail)
+                reading.last_event_at = now
+                return reading
     with transaction.atomic():
         locked = _locked(reading)
         if locked.status != Reading.Status.OPEN:
@@ -199,6 +214,18 @@ def autosave(reading: Reading, *, findings: str, impression: str, version: int,
              labels: Iterable[str] | None = None) -> Reading:
     """Store the editor's text if ``version`` is the stored one; returns the new version."""
     now = timezone.now()
+    texts = {"findings": findings, "impression": impression}
+    if labels is not None:
+        texts["labels"] = sorted(set(labels))
+    with transaction.atomic():
+        # The common case in one statement: open, this version, and a change to store.
+        if _open_rows(reading).filter(version=version).exclude(**texts).update(
+                **texts, version=version + 1, last_event_at=now):
+            _event(reading, ReadingEvent.Kind.AUTOSAVE, now, detail={"version": version + 1})
+            for field, value in texts.items():
+                setattr(reading, field, value)
+            reading.version, reading.last_event_at = version + 1, now
+            return reading
     with transaction.atomic():
         locked = _locked(reading)
         if locked.status == Reading.Status.OPEN and _same(locked, findings, impression, labels):

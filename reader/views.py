@@ -11,16 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from trial.models import Membership, Role
+from trial.permissions import trial_member
 
 from . import reading, review
 from .models import Reading, Review
-from .payloads import (
-    assignment_at,
-    reading_payload,
-    require_role,
-    review_payload,
-    trial_or_404,
-)
+from .payloads import assignment_at, reading_payload, review_payload
 from .review import review_items
 from .worklist import next_item, progress, worklist
 
@@ -46,8 +41,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def worklist_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """My cases in my random order; ``n`` opens the next one."""
-    trial = trial_or_404(trial_slug)
-    reader = require_role(request.user, trial, Role.READER)
+    reader = trial_member(request.user, trial_slug, Role.READER)
+    trial = reader.trial
     items = worklist(reader)
     done, total = progress(items)
     return render(request, "reader/worklist.html", {
@@ -59,8 +54,8 @@ def worklist_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
 @login_required
 def case_page(request: HttpRequest, trial_slug: str, position: int) -> HttpResponse:
     """The reading workspace: viewer, history, editor. Opening the page opens the reading."""
-    trial = trial_or_404(trial_slug)
-    reader = require_role(request.user, trial, Role.READER)
+    reader = trial_member(request.user, trial_slug, Role.READER)
+    trial = reader.trial
     assignment = assignment_at(reader, position)
     try:
         opened = reading.open_reading(assignment, user=request.user)
@@ -84,8 +79,8 @@ def case_page(request: HttpRequest, trial_slug: str, position: int) -> HttpRespo
 @login_required
 def review_list_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """Cases whose two readings are in, for the senior to finalise."""
-    trial = trial_or_404(trial_slug)
-    senior = require_role(request.user, trial, Role.SENIOR)
+    senior = trial_member(request.user, trial_slug, Role.SENIOR)
+    trial = senior.trial
     items = review_items(senior)
     done = sum(i["status"] == Review.Status.SIGNED for i in items)
     upcoming = next((i for i in items if i["status"] == "open"), None) or next(
@@ -98,8 +93,8 @@ def review_list_page(request: HttpRequest, trial_slug: str) -> HttpResponse:
 @login_required
 def review_page(request: HttpRequest, trial_slug: str, case_pk: int) -> HttpResponse:
     """The senior's workspace: viewer, history, Report 1 and 2, the final report."""
-    trial = trial_or_404(trial_slug)
-    senior = require_role(request.user, trial, Role.SENIOR)
+    senior = trial_member(request.user, trial_slug, Role.SENIOR)
+    trial = senior.trial
     case = review.reviewable_cases(senior).filter(pk=case_pk).first()
     if case is None:
         raise Http404

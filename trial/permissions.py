@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
 
 from .models import Membership, Role, Trial
 
@@ -15,6 +17,34 @@ def roles_of(user, trial: Trial | int) -> set[str]:
     return set(
         Membership.objects.filter(user=user, trial_id=trial_id).values_list("role", flat=True)
     )
+
+
+def memberships_of(user, *, slug: str) -> dict[str, Membership]:
+    """``user``'s memberships of the trial ``slug`` by role, with the trial and their site, in
+    one query (the API reads it once per request, for its permission check and its view)."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    found: dict[str, Membership] = {}
+    for member in Membership.objects.filter(user=user, trial__slug=slug).select_related(
+            "trial", "site"):
+        # One trial object for all (a coordinator who also reads), and the caller's user.
+        member.trial = next(iter(found.values())).trial if found else member.trial
+        member.user = user
+        found[member.role] = member
+    return found
+
+
+def trial_member(user, slug: str, role: str,
+                 held: dict[str, Membership] | None = None) -> Membership:
+    """The user's membership of ``role`` in the trial ``slug`` with its trial (``held``: the
+    memberships already read, else one query); 403 for a member without the role or a
+    superuser, 404 for anyone else or no such trial (its existence is not revealed)."""
+    held = memberships_of(user, slug=slug) if held is None else held
+    if role in held:
+        return held[role]
+    if held or (is_superuser(user) and Trial.objects.filter(slug=slug).exists()):
+        raise PermissionDenied(f"Only a {Role(role).label.lower()} of this trial may do this.")
+    raise Http404
 
 
 def has_role(user, trial: Trial | int, *roles: str) -> bool:

@@ -13,7 +13,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reader.payloads import require_role
 from trial.api.base import TrialScopedMixin
 from trial.models import Membership, Role
 
@@ -39,9 +38,7 @@ class RaterView(TrialScopedMixin, APIView):
     roles = (Role.RATER,)
 
     def rater(self) -> Membership:
-        if not hasattr(self, "_member"):  # once per request
-            self._member = require_role(self.request.user, self.get_trial(), Role.RATER)
-        return self._member
+        return self.member(Role.RATER)
 
     def campaign(self) -> Campaign:
         return rater_campaign(self.rater(), self.get_trial(), self.kwargs["campaign"])

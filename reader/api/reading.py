@@ -22,7 +22,7 @@ from trial.findings import FINDINGS
 from trial.models import Case, Membership, Role
 
 from ..models import Reading, Review
-from ..payloads import assignment_at, reading_payload, require_role, review_payload
+from ..payloads import assignment_at, reading_payload, review_payload
 from ..reading import CLIENT_EVENTS, amend, autosave, open_reading, record_event, submit
 from ..review import open_review, review_items, reviewable_cases, save_review, sign
 from ..worklist import next_item, progress, worklist
@@ -124,9 +124,7 @@ class ReaderView(TrialScopedMixin, APIView):
     roles = (Role.READER,)
 
     def reader(self) -> Membership:
-        if not hasattr(self, "_member"):  # once per request
-            self._member = require_role(self.request.user, self.get_trial(), Role.READER)
-        return self._member
+        return self.member(Role.READER)
 
 
 class WorklistView(ReaderView):
@@ -171,12 +169,14 @@ class OpenReadingView(ReaderView):
 
 
 class _OpenReadingMixin:
-    def reading(self) -> Reading:
+    def reading(self, *, lean: bool = False) -> Reading:
         """The reader's own reading at the URL's position: one query when it exists (every
-        heartbeat and autosave asks); 404 for no such assignment, 409 if not opened yet."""
-        reading = Reading.objects.select_related("assignment__case__trial").filter(
-            assignment__reader=self.reader(), assignment__position=self.kwargs["position"],
-        ).first()
+        heartbeat and autosave asks; ``lean``: its key only, all they need); 404 for no such
+        assignment, 409 if not opened yet."""
+        readings = Reading.objects.filter(assignment__reader=self.reader(),
+                                          assignment__position=self.kwargs["position"])
+        reading = (readings.only("pk") if lean
+                   else readings.select_related("assignment__case__trial")).first()
         if reading is None:
             assignment_at(self.reader(), self.kwargs["position"])  # 404 if not mine
             raise Conflict("Open the case first.")
@@ -189,7 +189,7 @@ class EventView(_OpenReadingMixin, ReaderView):
     @extend_schema(request=EventSerializer, responses={204: None})
     def post(self, request: Request, trial_slug: str, position: int) -> Response:
         data = _valid(EventSerializer, request)
-        record_event(self.reading(), data["kind"], client_at=data.get("client_at"))
+        record_event(self.reading(lean=True), data["kind"], client_at=data.get("client_at"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -200,7 +200,7 @@ class SaveView(_OpenReadingMixin, ReaderView):
         "Saved", {"version": serializers.IntegerField()}))
     def post(self, request: Request, trial_slug: str, position: int) -> Response:
         data = _valid(ReportSerializer, request)
-        reading = autosave(self.reading(), **data)
+        reading = autosave(self.reading(lean=True), **data)
         return Response({"version": reading.version})
 
 
@@ -230,9 +230,7 @@ class SeniorView(TrialScopedMixin, APIView):
     roles = (Role.SENIOR,)
 
     def senior(self) -> Membership:
-        if not hasattr(self, "_member"):  # once per request
-            self._member = require_role(self.request.user, self.get_trial(), Role.SENIOR)
-        return self._member
+        return self.member(Role.SENIOR)
 
     def case(self) -> Case:
         case = reviewable_cases(self.senior()).filter(pk=self.kwargs["case_pk"])

@@ -15,8 +15,8 @@ from rest_framework.permissions import IsAuthenticated
 
 from trial import lifecycle
 from trial.changes import record_edit, stored_snapshot
-from trial.models import Role, Trial
-from trial.permissions import is_superuser, roles_of
+from trial.models import Membership, Role, Trial
+from trial.permissions import is_superuser, memberships_of, trial_member
 
 from .permissions import HasTrialRole
 
@@ -31,18 +31,28 @@ class TrialScopedMixin:
 
     def get_trial(self) -> Trial:
         if not hasattr(self, "_trial"):
-            trial = get_object_or_404(Trial, slug=self.kwargs["trial_slug"])
             user = self.request.user
-            roles = roles_of(user, trial)
-            if not (is_superuser(user) or roles):
+            held = memberships_of(user, slug=self.kwargs["trial_slug"])
+            if held:  # a member: the trial came with the memberships, one query in all
+                trial = next(iter(held.values())).trial
+            elif is_superuser(user):
+                trial = get_object_or_404(Trial, slug=self.kwargs["trial_slug"])
+            else:
                 raise Http404
-            self._trial, self._roles = trial, roles
+            self._trial, self._memberships = trial, held
         return self._trial
 
     def trial_roles(self) -> set[str]:
         """The user's roles in the URL's trial, read once per request (with the trial)."""
         self.get_trial()
-        return self._roles
+        return set(self._memberships)
+
+    def member(self, role: str) -> Membership:
+        """The user's membership of ``role`` in the URL's trial, from the same one query as
+        the roles; 403 for a member without it (a superuser acting), 404 for anyone else."""
+        self.get_trial()
+        return trial_member(self.request.user, self.kwargs["trial_slug"], role,
+                            held=self._memberships)
 
     def get_permissions(self) -> list:
         return [IsAuthenticated(), HasTrialRole(*self.roles, read_roles=self.read_roles)]
