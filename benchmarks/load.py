@@ -58,6 +58,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +240,7 @@ class LocalTarget:
         gunicorn = [python, "-m", "gunicorn", "config.wsgi:application",
                     "--bind", f"127.0.0.1:{self.gunicorn_port}", "--timeout", "120",
                     "--access-logfile", str(self.out / "gunicorn-access.log"),
-                    *self.args.gunicorn_args.split()]
+                    "--access-logformat", ACCESS_FORMAT, *self.args.gunicorn_args.split()]
         self.gunicorn = Process("gunicorn", gunicorn, self.env, self.out / "gunicorn.log")
         self.worker = Process("celery worker", [python, "-m", "celery", "-A", "config",
                                                 "worker", "-l", "warning"],
@@ -340,6 +341,7 @@ class LocalTarget:
             return len(re.findall(pattern, path.read_text(errors="replace")))
 
         access = self.out / "gunicorn-access.log"
+        self.access_log = access.read_text(errors="replace") if access.exists() else ""
         statuses = defaultdict(int)
         if access.exists():
             for line in access.read_text(errors="replace").splitlines():
@@ -470,6 +472,9 @@ class ComposeTarget:
                                 capture_output=True, text=True)
         logs = result.stdout + result.stderr
         (self.out / "compose-logs.txt").write_text(logs)
+        self.access_log = subprocess.run(
+            self.compose + ["logs", "--no-color", "--no-log-prefix", "web"],
+            capture_output=True, text=True).stdout
         return {
             "gunicorn WORKER TIMEOUT": logs.count("WORKER TIMEOUT"),
             "gunicorn workers booted (the containers' whole logs)": logs.count("Booting worker"),
@@ -571,6 +576,31 @@ def expected_saves(folder: Path) -> list[dict]:
     return out
 
 
+ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)s'  # as compose
+ACCESS_TIME = re.compile(r"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]")
+ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[^"]*" (\d{3}) .* (\d+)$')
+
+
+def gunicorn_times(log: str, *, since: float) -> list[float]:
+    """Milliseconds gunicorn spent on each request from ``since`` (epoch seconds) on (the
+    last field of its access log line, ``config/gunicorn.py``), the password checks and the
+    containers' health probes apart: the time in Django, without the wait for a free thread,
+    nginx or the client."""
+    times = []
+    for line in log.splitlines():
+        match = ACCESS_LINE.search(line.rstrip())
+        stamp = ACCESS_TIME.search(line)
+        if not match or not stamp or datetime.strptime(
+                stamp.group(1), "%d/%b/%Y:%H:%M:%S %z").timestamp() < since:
+            continue
+        method, path = match.group(1), match.group(2)
+        if path.startswith("/health/") or path.endswith("/sign/") or (
+                method == "POST" and path.startswith("/accounts/login/")):
+            continue
+        times.append(float(match.group(4)))
+    return times
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     if not values:
@@ -621,7 +651,8 @@ def fmt(value: float | str) -> str:
 
 def report(*, out: Path, args: argparse.Namespace, accounts: dict, started: float,
            load_before: tuple, load_after: tuple, ramp: float, check: dict, check_code: int,
-           samples: list[dict], problems: dict[str, int], target_url: str) -> bool:
+           samples: list[dict], problems: dict[str, int], target_url: str,
+           access_log: str) -> bool:
     stats = read_stats(out)
     requests = read_requests(out)
     exceptions = read_exceptions(out)
@@ -671,6 +702,11 @@ def report(*, out: Path, args: argparse.Namespace, accounts: dict, started: floa
     worst_name, worst = max(((n, percentile(v, 95)) for n, v in by_name.items()),
                             key=lambda x: x[1], default=("-", float("nan")))
     say(f"Worst p95 of a request type after the ramp: {worst_name} {fmt(worst)} ms")
+    server_times = gunicorn_times(access_log, since=t0 - 1)
+    say(f"Time in gunicorn (its access log, the same requests): {len(server_times)} requests, "
+        f"p50 {fmt(percentile(server_times, 50))} ms, p95 {fmt(percentile(server_times, 95))} "
+        f"ms, p99 {fmt(percentile(server_times, 99))} ms; the rest of locust's time is the "
+        "wait for a free gunicorn thread, nginx, the network and the client itself")
     say("")
     # Per minute, by kind (page, api, pixels, auth, password check).
     minutes = defaultdict(lambda: defaultdict(list))
@@ -809,7 +845,8 @@ def main() -> None:
     print()
     ok = report(out=out, args=args, accounts=accounts, started=started, load_before=load_before,
                 load_after=load_after, ramp=ramp, check=check, check_code=check_code,
-                samples=sampler.rows, problems=problems, target_url=target.url)
+                samples=sampler.rows, problems=problems, target_url=target.url,
+                access_log=getattr(target, "access_log", ""))
     print(f"\nResults, logs and samples: {out}")
     sys.exit(0 if ok else 1)
 

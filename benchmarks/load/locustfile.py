@@ -59,8 +59,7 @@ from typing import Any
 
 import gevent
 from django_otp.oath import TOTP
-from locust import HttpUser, constant, events, task
-from urllib3.util.retry import Retry
+from locust import FastHttpUser, constant, events, task
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -230,24 +229,26 @@ class SaveLog:
 
 # --- the browser --------------------------------------------------------------------------------
 
-class Browser(HttpUser):
+class Browser(FastHttpUser):
     """One person's browser: a session (cookies), the page's CSRF token, the page's scripts'
-    requests. The flows pace themselves (``wait_time`` only between whole sessions)."""
+    requests. The flows pace themselves (``wait_time`` only between whole sessions).
+
+    locust's FastHttpUser (geventhttpclient), not HttpUser (requests): the client shares the
+    servers' two cores, and requests' own time per request, above all reading 5 MB of pixels
+    in Python, was in every response time measured (locust's documentation recommends it for
+    this reason)."""
 
     abstract = True
     wait_time = constant(1)
     pool: list = []
     role = ""
+    # A browser sends a request again, once, when a kept-alive connection it reused turns out
+    # to have been closed by the server before any answer (nginx closes connections idle for
+    # 75 s while a reader reads): so does this.
+    max_retries = 1
 
     def on_start(self) -> None:
         self.origin = self.host.rstrip("/")
-        # A browser sends a request again, once, when a kept-alive connection it reused turns
-        # out to have been closed by the server before any answer (nginx closes connections
-        # idle for 75 s while a reader reads): so does this. Nothing else is retried.
-        for adapter in self.client.adapters.values():
-            adapter.max_retries = Retry(total=1, connect=1, read=1, status=0, other=0,
-                                        redirect=0, allowed_methods=None,
-                                        raise_on_status=False)
         self.csrf: str | None = None
         account = self.pool.pop()
         self.username = account if isinstance(account, str) else account["username"]
