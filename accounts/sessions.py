@@ -21,7 +21,6 @@ logger = logging.getLogger("django.contrib.sessions")
 CACHED_FOR = 300  # seconds; a reader's page asks every 10 s, so the cache still answers
 
 
-
 class SessionStore(cached_db.SessionStore):
     def _cache_call(self, method: str, *args: Any) -> Any:
         try:
@@ -59,8 +58,3 @@ class SessionStore(cached_db.SessionStore):
             session_key = self.session_key
         DatabaseStore.delete(self, session_key)
         self._cache_call("delete", self.cache_key_prefix + session_key)
-
-    def flush(self) -> None:
-        self.clear()
-        self.delete(self.session_key)
-        self._session_key = None

@@ -171,7 +171,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Django's full set, at least 12 characters (demo accounts are made without them, and flagged).
 # Django's hashers, PBKDF2 first as by default, computed at a lower scheduling priority so a
 # sign-in or a signature does not hold up the readers' requests (accounts/hashers.py).
 PASSWORD_HASHERS = [
@@ -182,6 +181,7 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# Django's full set, at least 12 characters (demo accounts are made without them, and flagged).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
@@ -220,9 +220,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 
-# Celery: with no REDIS_URL the tasks run in-process (the demo's embedded default).
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
 if REDIS_URL:
     # Sessions read from Redis, kept in the database (accounts/sessions.py says why): a
     # reader's heartbeat and autosave then need no session query. Short timeouts: a Redis
@@ -233,6 +231,9 @@ if REDIS_URL:
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }}
     SESSION_ENGINE = "accounts.sessions"
+
+# Celery: with no REDIS_URL the tasks run in-process (the demo's embedded default).
+CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True

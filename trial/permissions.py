@@ -25,13 +25,14 @@ def memberships_of(user, *, slug: str) -> dict[str, Membership]:
     if not getattr(user, "is_authenticated", False):
         return {}
     found: dict[str, Membership] = {}
+    trial = None
     # order_by(): a dict by role needs no order, and the model's (by trial and user name)
     # would join both tables into every request's first query.
     for member in Membership.objects.filter(user=user, trial__slug=slug).select_related(
             "trial", "site").order_by():
         # One trial object for all (a coordinator who also reads), and the caller's user.
-        member.trial = next(iter(found.values())).trial if found else member.trial
-        member.user = user
+        trial = trial or member.trial
+        member.trial, member.user = trial, user
         found[member.role] = member
     return found
 

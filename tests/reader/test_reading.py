@@ -12,7 +12,7 @@ from reader import reading as svc
 from reader.models import Reading, ReadingEvent
 from tests.support.factories import PASSWORD
 from tests.support.read_world import ReadWorld, build_read_world
-from trial.models import Arm, AuditEvent, Signature
+from trial.models import Arm, AuditEvent, Signature, Trial
 from trial.signatures import SignatureRefused
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +160,22 @@ def test_a_silence_longer_than_liveness_is_a_gap_not_active_time() -> None:
     active, gap = svc.timing(events, start=start, end=start + timedelta(seconds=112))
     assert gap == pytest.approx(100)
     assert active == pytest.approx(5 + 5 + 2)
+
+
+def test_an_open_reading_takes_no_heartbeat_or_autosave_once_the_trial_is_locked(
+        world: ReadWorld) -> None:
+    """The one-statement heartbeat and autosave check the trial's lock in that statement."""
+    opened = svc.open_reading(world.assignment(Arm.SCP), user=None)
+    svc.autosave(opened, findings="Before the lock.", impression="", version=opened.version)
+    before = Reading.objects.get(pk=opened.pk)
+    events = ReadingEvent.objects.filter(reading=opened).count()
+    world.trial.status = Trial.Status.LOCKED
+    world.trial.save()
+    with pytest.raises(svc.Locked, match="trial is locked"):
+        svc.record_event(opened, ReadingEvent.Kind.HEARTBEAT)
+    with pytest.raises(svc.Locked, match="trial is locked"):
+        svc.autosave(opened, findings="After the lock.", impression="", version=before.version)
+    after = Reading.objects.get(pk=opened.pk)
+    assert (after.findings, after.version, after.last_event_at) == (
+        "Before the lock.", before.version, before.last_event_at)
+    assert ReadingEvent.objects.filter(reading=opened).count() == events
