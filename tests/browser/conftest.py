@@ -16,6 +16,7 @@ where they fail, so a CI run cannot pass by silently skipping them.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,8 +85,80 @@ def browser(_playwright):
     browser.close()
 
 
+class _ServerGate:
+    """Counts the live server's requests in flight and, once a test is over, turns new ones away.
+
+    A page being closed sends its keepalive requests (the editor's last heartbeat and autosave),
+    and the live server may still be answering them when pytest-django empties the database with
+    TRUNCATE: the request's transaction and the TRUNCATE then wait on each other's table locks
+    and PostgreSQL kills one of them as a deadlock (seen in CI: the test then errors in its
+    teardown). Closing the gate makes every later request a 503 without touching the database,
+    and the teardown waits for the requests already inside to finish before the flush.
+    """
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.active = 0
+        self.open = True
+
+    def enter(self) -> bool:
+        with self.changed:
+            if not self.open:
+                return False
+            self.active += 1
+            return True
+
+    def leave(self) -> None:
+        with self.changed:
+            self.active -= 1
+            self.changed.notify_all()
+
+    def close_and_drain(self, timeout: float = 30.0) -> bool:
+        with self.changed:
+            self.open = False
+            return self.changed.wait_for(lambda: self.active == 0, timeout=timeout)
+
+
+@pytest.fixture(scope="package")
+def _server_gate() -> Iterator[_ServerGate]:
+    """Wrap Django's WSGI handler (what the live server runs, inside its static-files layers)."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    gate = _ServerGate()
+    original = WSGIHandler.__call__
+
+    def gated(handler, environ, start_response):
+        if not gate.enter():
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"the test is over"]
+        try:
+            return original(handler, environ, start_response)
+        finally:
+            gate.leave()
+
+    WSGIHandler.__call__ = gated
+    try:
+        yield gate
+    finally:
+        WSGIHandler.__call__ = original
+
+
 @pytest.fixture
-def page(browser):
+def _quiet_server_after_test(_server_gate: _ServerGate) -> Iterator[None]:
+    """Open the gate for the test; afterwards close it and wait until no request is running.
+
+    Requested by ``page``, so it is set up after the database fixture and torn down after the
+    page's context is closed and before the database is flushed.
+    """
+    with _server_gate.changed:
+        _server_gate.open = True
+    yield
+    if not _server_gate.close_and_drain():
+        raise RuntimeError("the live server still had requests running 30 s after the test")
+
+
+@pytest.fixture
+def page(browser, _quiet_server_after_test):
     """A fresh page in a fresh browser context (own cookies and storage) for each test."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     context.set_default_timeout(TIMEOUT_MS)

@@ -74,7 +74,7 @@ WIDTHS = """() => ({scrollWidth: document.scrollingElement.scrollWidth, innerWid
 # --- helpers -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def screens(browser):
+def screens(browser, _quiet_server_after_test):
     """Open a page in a new browser context emulating one of SCREENS; closed at the end."""
     contexts = []
 
