@@ -11,13 +11,12 @@ neither the times nor the flags are ever sent to the reader (``reader.payloads``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connection, transaction
 from django.utils import timezone
 
 from drafting.models import Draft
@@ -26,7 +25,7 @@ from drafting.queries import current_draft
 from trial import audit, signatures
 from trial.errors import Invalid
 from trial.lifecycle import is_locked
-from trial.models import Arm, Assignment, Signature, Trial
+from trial.models import Arm, Assignment, Case, Membership, Signature, Trial
 
 from .models import Amendment, Reading, ReadingEvent, Review
 from .texts import edit_distance, report_text
@@ -111,12 +110,68 @@ def _event(reading: Reading, kind: str, at: datetime, *, client_at: datetime | N
                                        detail=detail or {})
 
 
-def _open_rows(reading: Reading) -> QuerySet[Reading]:
-    """The reading while it may change (open, its trial not locked): an UPDATE of this takes
-    the row lock and checks both in one statement, the hot paths' shortcut past ``_locked``;
-    no row updated means the full path decides (and says why not)."""
-    return Reading.objects.filter(pk=reading.pk, status=Reading.Status.OPEN).exclude(
-        assignment__case__trial__status=Trial.Status.LOCKED)
+Seat = tuple[Membership, int]  # a reader's membership and a worklist position
+
+
+def _update_open(row: Reading | Seat, values: dict[str, Any], *, version: int | None = None,
+                 unless: dict[str, str] | None = None) -> int | None:
+    """Set ``values`` on the reading while it may change (open, its trial not locked; and at
+    ``version``, and unless it already holds ``unless``) in one ``UPDATE ... RETURNING``: the
+    row lock and every check in one statement, the hot paths' (heartbeat, autosave) shortcut
+    past ``_locked``. The reading's key, or None: nothing updated, the full path decides (and
+    says why not). ``row``: the reading, or (reader, position) for the API, which then needs
+    no query to find it. Written out because the ORM's compilation of the same statement
+    (a join subquery) cost more CPU than the rest of a heartbeat's database work."""
+    quote, fields = connection.ops.quote_name, Reading._meta
+    column = {name: quote(fields.get_field(name).column) for name in
+              ("id", "assignment", "status", "version", *values, *(unless or {}))}
+    table, assignments = quote(fields.db_table), quote(Assignment._meta.db_table)
+    sets = [f"{column[name]} = %s" for name in values]
+    set_params: list[Any] = [fields.get_field(name).get_db_prep_save(value, connection)
+                             for name, value in values.items()]
+    if isinstance(row, Reading):
+        where, params = [f"{column['id']} = %s"], [row.pk]
+        trial_sql, trial_params = (
+            f"(SELECT {quote('trial_id')} FROM {quote(Case._meta.db_table)} WHERE {quote('id')} "
+            f"= (SELECT {quote('case_id')} FROM {assignments} WHERE {quote('id')} = "
+            f"{table}.{column['assignment']}))"), []
+    else:
+        reader, position = row
+        where = [f"{column['assignment']} = (SELECT {quote('id')} FROM {assignments} WHERE "
+                 f"{quote('reader_id')} = %s AND {quote('position')} = %s)"]
+        params = [reader.pk, position]
+        trial_sql, trial_params = "%s", [reader.trial_id]  # a reader's cases are its trial's
+    where.append(f"{column['status']} = %s")
+    params.append(Reading.Status.OPEN)
+    if version is not None:
+        sets.append(f"{column['version']} = %s")
+        set_params.append(version + 1)
+        where.append(f"{column['version']} = %s")
+        params.append(version)
+    if unless:
+        where.append("NOT (" + " AND ".join(f"{column[name]} = %s" for name in unless) + ")")
+        params.extend(unless.values())
+    where.append(f"NOT EXISTS (SELECT 1 FROM {quote(Trial._meta.db_table)} WHERE {quote('id')} "
+                 f"= {trial_sql} AND {quote('status')} = %s)")
+    params.extend([*trial_params, Trial.Status.LOCKED])
+    sql = (f"UPDATE {table} SET {', '.join(sets)} WHERE {' AND '.join(where)} "
+           f"RETURNING {column['id']}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*set_params, *params])
+        found = cursor.fetchone()
+    return found[0] if found else None
+
+
+def _updated(row: Reading | Seat, pk: int, **values: Any) -> Reading:
+    """``row`` with what ``_update_open`` stored; for a seat, a reading holding only its key and
+    those values (any other field is read from the database if asked for, as with ``only``)."""
+    if isinstance(row, Reading):
+        for name, value in values.items():
+            setattr(row, name, value)
+        return row
+    values["id"] = pk
+    names = [f.attname for f in Reading._meta.concrete_fields if f.attname in values]
+    return Reading.from_db(connection.alias, names, [values[name] for name in names])
 
 
 def _locked(reading: Reading) -> Reading:
@@ -166,18 +221,24 @@ def open_reading(assignment: Assignment, *, user: Any) -> Reading:
         return reading
 
 
-def record_event(reading: Reading, kind: str, *, client_at: datetime | None = None,
-                 detail: dict | None = None) -> Reading:
-    """Log a page event; the first ``image_displayed`` starts the reading clock."""
+def record_event(reading: Reading | Seat, kind: str, *, client_at: datetime | None = None,
+                 detail: dict | None = None, find: Callable[[], Reading] | None = None
+                 ) -> Reading:
+    """Log a page event; the first ``image_displayed`` starts the reading clock.
+
+    ``reading`` may be a (reader, position) seat with ``find`` giving its reading (and the
+    errors for none): a heartbeat then needs no query to find its reading."""
     if kind not in CLIENT_EVENTS:
         raise ReadingError(f"Unknown event {kind!r}; expected one of {sorted(CLIENT_EVENTS)}.")
     now = timezone.now()
     if kind != ReadingEvent.Kind.IMAGE_DISPLAYED:  # heartbeats etc.: every 10 s per reader
         with transaction.atomic():
-            if _open_rows(reading).update(last_event_at=now):
-                _event(reading, kind, now, client_at=client_at, detail=detail)
-                reading.last_event_at = now
-                return reading
+            if pk := _update_open(reading, {"last_event_at": now}):
+                ReadingEvent.objects.create(reading_id=pk, kind=kind, at=now,
+                                            client_at=client_at, detail=detail or {})
+                return _updated(reading, pk, last_event_at=now)
+    if not isinstance(reading, Reading):
+        reading = find()
     with transaction.atomic():
         locked = _locked(reading)
         if locked.status != Reading.Status.OPEN:
@@ -210,22 +271,25 @@ def _same(stored: Reading, findings: str, impression: str,
         labels is None or sorted(set(labels)) == list(stored.labels))
 
 
-def autosave(reading: Reading, *, findings: str, impression: str, version: int,
-             labels: Iterable[str] | None = None) -> Reading:
-    """Store the editor's text if ``version`` is the stored one; returns the new version."""
+def autosave(reading: Reading | Seat, *, findings: str, impression: str, version: int,
+             labels: Iterable[str] | None = None, find: Callable[[], Reading] | None = None
+             ) -> Reading:
+    """Store the editor's text if ``version`` is the stored one; returns the new version.
+    ``reading`` may be a (reader, position) seat with ``find``, as for ``record_event``."""
     now = timezone.now()
-    texts = {"findings": findings, "impression": impression}
+    texts: dict[str, Any] = {"findings": findings, "impression": impression}
     if labels is not None:
         texts["labels"] = sorted(set(labels))
     with transaction.atomic():
-        # The common case in one statement: open, this version, and a change to store.
-        if _open_rows(reading).filter(version=version).exclude(**texts).update(
-                **texts, version=version + 1, last_event_at=now):
-            _event(reading, ReadingEvent.Kind.AUTOSAVE, now, detail={"version": version + 1})
-            for field, value in texts.items():
-                setattr(reading, field, value)
-            reading.version, reading.last_event_at = version + 1, now
-            return reading
+        # The common case in one statement: open, this version, and new text. The same text
+        # with other labels, or none at all, takes the full path (which tells them apart).
+        if pk := _update_open(reading, {**texts, "last_event_at": now}, version=version,
+                              unless={"findings": findings, "impression": impression}):
+            ReadingEvent.objects.create(reading_id=pk, kind=ReadingEvent.Kind.AUTOSAVE, at=now,
+                                        detail={"version": version + 1})
+            return _updated(reading, pk, **texts, version=version + 1, last_event_at=now)
+    if not isinstance(reading, Reading):
+        reading = find()
     with transaction.atomic():
         locked = _locked(reading)
         if locked.status == Reading.Status.OPEN and _same(locked, findings, impression, labels):

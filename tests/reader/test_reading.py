@@ -162,20 +162,86 @@ def test_a_silence_longer_than_liveness_is_a_gap_not_active_time() -> None:
     assert active == pytest.approx(5 + 5 + 2)
 
 
+def _row(opened: Reading, by_seat: bool) -> tuple[object, dict]:
+    """The reading as the service is given it: itself, or the API's (reader, position) seat
+    with the look-up the full path falls back to."""
+    if not by_seat:
+        return opened, {}
+    assignment = opened.assignment
+    return (assignment.reader, assignment.position), {
+        "find": lambda: Reading.objects.get(pk=opened.pk)}
+
+
+@pytest.mark.parametrize("by_seat", [False, True], ids=["reading", "seat"])
 def test_an_open_reading_takes_no_heartbeat_or_autosave_once_the_trial_is_locked(
-        world: ReadWorld) -> None:
+        world: ReadWorld, by_seat: bool) -> None:
     """The one-statement heartbeat and autosave check the trial's lock in that statement."""
     opened = svc.open_reading(world.assignment(Arm.SCP), user=None)
-    svc.autosave(opened, findings="Before the lock.", impression="", version=opened.version)
+    row, find = _row(opened, by_seat)
+    svc.autosave(row, findings="Before the lock.", impression="", version=opened.version, **find)
     before = Reading.objects.get(pk=opened.pk)
     events = ReadingEvent.objects.filter(reading=opened).count()
     world.trial.status = Trial.Status.LOCKED
     world.trial.save()
     with pytest.raises(svc.Locked, match="trial is locked"):
-        svc.record_event(opened, ReadingEvent.Kind.HEARTBEAT)
+        svc.record_event(row, ReadingEvent.Kind.HEARTBEAT, **find)
     with pytest.raises(svc.Locked, match="trial is locked"):
-        svc.autosave(opened, findings="After the lock.", impression="", version=before.version)
+        svc.autosave(row, findings="After the lock.", impression="", version=before.version,
+                     **find)
     after = Reading.objects.get(pk=opened.pk)
     assert (after.findings, after.version, after.last_event_at) == (
         "Before the lock.", before.version, before.last_event_at)
     assert ReadingEvent.objects.filter(reading=opened).count() == events
+
+
+@pytest.mark.parametrize("by_seat", [False, True], ids=["reading", "seat"])
+def test_heartbeat_and_autosave_store_in_one_statement_or_say_why_not(
+        world: ReadWorld, by_seat: bool) -> None:
+    """Each outcome of the hot paths, for the reading itself and for the API's seat: stored
+    (text, labels, version, time, event); the same text again (no new version, no event);
+    other labels only; a stale version (409 with the stored one); a submitted report."""
+    K = ReadingEvent.Kind
+    opened = svc.open_reading(world.assignment(Arm.SCP), user=None)
+    row, find = _row(opened, by_seat)
+    looked_up = []
+    if find:
+        find = {"find": lambda: looked_up.append(1) or Reading.objects.get(pk=opened.pk)}
+
+    beat = svc.record_event(row, K.HEARTBEAT, **find)
+    stored = Reading.objects.get(pk=opened.pk)
+    assert beat.pk == opened.pk and beat.last_event_at == stored.last_event_at > opened.opened_at
+    assert opened.events.filter(kind=K.HEARTBEAT).count() == 1
+
+    saved = svc.autosave(row, findings="Clear lungs.", impression="Normal.", version=0,
+                         labels=["No Finding", "No Finding"], **find)
+    stored = Reading.objects.get(pk=opened.pk)
+    assert (stored.findings, stored.impression, stored.labels, stored.version) == (
+        "Clear lungs.", "Normal.", ["No Finding"], 1)
+    assert (saved.pk, saved.version, saved.findings) == (opened.pk, 1, "Clear lungs.")
+    assert saved.last_event_at == stored.last_event_at
+    assert opened.events.filter(kind=K.AUTOSAVE).get().detail == {"version": 1}
+    assert not looked_up  # both in one statement, no look-up
+
+    same = svc.autosave(row, findings="Clear lungs.", impression="Normal.", version=1,
+                        labels=["No Finding"], **find)
+    assert same.version == 1 and Reading.objects.get(pk=opened.pk).version == 1
+    assert opened.events.filter(kind=K.AUTOSAVE).count() == 1
+
+    relabelled = svc.autosave(row, findings="Clear lungs.", impression="Normal.", version=1,
+                              labels=["Cardiomegaly"], **find)
+    stored = Reading.objects.get(pk=opened.pk)
+    assert relabelled.version == stored.version == 2 and stored.labels == ["Cardiomegaly"]
+
+    with pytest.raises(svc.StaleVersion) as stale:
+        svc.autosave(row, findings="An old tab.", impression="", version=1, **find)
+    assert stale.value.current == 2
+    assert Reading.objects.get(pk=opened.pk).findings == "Clear lungs."
+
+    svc.submit(Reading.objects.get(pk=opened.pk), findings="Clear lungs.",
+               impression="Normal.", version=2)
+    with pytest.raises(svc.Locked, match="submitted"):
+        svc.record_event(row, K.HEARTBEAT, **find)
+    with pytest.raises(svc.Locked, match="submitted"):
+        svc.autosave(row, findings="After submission.", impression="", version=2, **find)
+    assert Reading.objects.get(pk=opened.pk).findings == "Clear lungs."
+    assert opened.events.filter(kind=K.HEARTBEAT).count() == 1
