@@ -3,19 +3,16 @@ the services share them)."""
 
 from __future__ import annotations
 
+from rapidfuzz.distance import Levenshtein
+
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance in characters (insertions, deletions, substitutions)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
+    """Levenshtein distance in characters (insertions, deletions, substitutions, each 1).
+
+    RapidFuzz's C++ implementation: a pure-Python dynamic programme took 173 ms for two reports
+    of 750 characters, on every submission of an AI-arm report and twice per senior signature,
+    holding a request thread (and the interpreter lock) all along; this takes well under 1 ms."""
+    return Levenshtein.distance(a, b)
 
 
 def report_text(findings: str, impression: str) -> str:
