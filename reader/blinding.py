@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
+
 from drafting.models import Draft
 from trial.models import Trial
 
@@ -63,10 +65,15 @@ def authorship_names(trial: Trial, extra: Iterable[str] = ()) -> set[str]:
     names), its model endpoints and the models the drafts reported, plus ``extra`` (e.g. the
     source names of a campaign)."""
     names = set(extra)
-    for endpoint in trial.model_endpoints.all():
-        names.update({endpoint.name, endpoint.model_name})
-    names.update(Draft.objects.filter(case__trial=trial).exclude(model_reported="")
+    for name, model_name in trial.model_endpoints.values_list("name", "model_name"):
+        names.update({name, model_name})
+    # Without the models' ordering, which put its columns in the DISTINCT (a row per draft).
+    names.update(Draft.objects.filter(case__trial=trial).exclude(model_reported="").order_by()
                  .values_list("model_reported", flat=True).distinct())
-    for member in trial.memberships.select_related("user"):
-        names.update({member.user.get_username(), member.user.get_full_name()})
+    user = get_user_model()
+    people = trial.memberships.order_by().values_list(
+        f"user__{user.USERNAME_FIELD}", "user__first_name", "user__last_name").distinct()
+    for username, first_name, last_name in people:
+        # What User.get_username() and get_full_name() give, without a model per member.
+        names.update({username, f"{first_name} {last_name}".strip()})
     return {n for n in names if n}
