@@ -241,12 +241,23 @@ def _comparison_verdict(ai: str, other: str, bang: dict[str, Any]) -> str:
     return text
 
 
+def picked_sources(rows: pd.DataFrame) -> pd.Series:
+    """Pair instruments: the source of the report each rater picked, as text (the datasets'
+    ``chosen_source``, where ``value`` is empty for an A/B answer; frames without that column,
+    as simulations make them, carry it in ``value``)."""
+    return _picks(rows).astype(str)
+
+
+def _picks(rows: pd.DataFrame) -> pd.Series:
+    return rows["chosen_source"] if "chosen_source" in rows else rows["value"]
+
+
 def _scored_answers(group: pd.DataFrame, kind: Any) -> tuple[list[dict[str, Any]], Counter]:
     """Each answer of one campaign with its AI-involved source, or the reason it is skipped."""
     scored: list[dict[str, Any]] = []
     skipped: Counter = Counter()
     for source, other, pick, rater in zip(group["source"], group["other_source"],
-                                          group["value"], group["rater"], strict=True):
+                                          _picks(group), group["rater"], strict=True):
         if _missing(source) or _missing(other):
             skipped["not_a_pair"] += 1
             continue

@@ -212,7 +212,7 @@ def _numeric_column(cells: list[str]) -> bool:
 
 # A number range or estimate ("-0.12 to 0.34", "3.1 ± 0.6", "< 0.001") is one unit: its
 # column is made wide enough that it never breaks inside.
-_GLUE = (re.compile(r"(?<=\d) (±|to|–|−|-) (?=[−\-+]?\d)"),
+_GLUE = (re.compile(r"(?<=[\d%]) (±|to|–|−|-) (?=[−\-+]?\d)"),  # 1.2 to 3.4, 30.1% to 95.4%
          re.compile(r"(?:(?<=\s)|^)([<>≤≥=~]) (?=[−\-+]?\d)"))
 
 

@@ -114,12 +114,6 @@ def _numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce")
 
 
-def _picks(rows: pd.DataFrame) -> pd.Series:
-    """Pair instruments: the source of the report each rater picked, as text (the datasets'
-    ``chosen_source``; frames without that column carry it in ``value``)."""
-    return (rows["chosen_source"] if "chosen_source" in rows else rows["value"]).astype(str)
-
-
 # --------------------------------------------------------------------------------------------
 # Flow and baseline
 # --------------------------------------------------------------------------------------------
@@ -305,7 +299,7 @@ def preference(ratings: pd.DataFrame) -> dict[str, Any]:
     rows = rows.assign(_a=[p[0] for p in pairs], _b=[p[1] for p in pairs])
     out: dict[str, Any] = {"available": True, "comparisons": {}}
     for (kind, a, b), group in rows.groupby(["campaign_kind", "_a", "_b"], sort=True):
-        votes = group.assign(vote=(_picks(group) == a).astype(float))
+        votes = group.assign(vote=(blinding.picked_sources(group) == a).astype(float))
         votes = votes.drop_duplicates(["rater", "case"], keep="last").sort_values(
             ["case", "rater"])
         # A case's raters may differ from another's (a case's pairs go to disjoint raters), so
@@ -340,7 +334,7 @@ def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
             out["comparisons"][key] = unavailable(
                 "exactly one of the two reports must be model-written to score the answers")
             continue
-        picks = _picks(group)
+        picks = blinding.picked_sources(group)
         correct = int((picks == model[0]).sum())
         n = len(group)
         entry = {"available": True, "campaign_kind": kind, "model_source": model[0],
@@ -543,6 +537,14 @@ def basis(plan: dict[str, Any] | None, outcome: str, method: str | None = None, 
     return level
 
 
+def _campaign_order(cid: Any) -> tuple[int, float, str]:
+    """Campaign ids in the order they were made: numbers as numbers (2 before 10)."""
+    try:
+        return 0, float(cid), ""
+    except (TypeError, ValueError):
+        return 1, 0.0, str(cid)
+
+
 def choose_primary(campaigns: dict[Any, dict[str, Any]], ratings: pd.DataFrame,
                    plan: dict[str, Any] | None) -> tuple[Any, str]:
     """The campaign the primary analysis uses, and why that one."""
@@ -550,7 +552,8 @@ def choose_primary(campaigns: dict[Any, dict[str, Any]], ratings: pd.DataFrame,
         return plan["primary_campaign_id"], "the signed analysis plan"
     rated = set(ratings["campaign"].dropna()) if len(ratings) else set()
     prospective = sorted((cid for cid, info in campaigns.items()
-                          if info.get("kind") == PROSPECTIVE and cid in rated), key=str)
+                          if info.get("kind") == PROSPECTIVE and cid in rated),
+                         key=_campaign_order)
     if not prospective:
         return None, "no prospective campaign has ratings yet"
     if len(prospective) == 1:

@@ -221,6 +221,32 @@ def test_summary_reads_the_picks_from_chosen_source(tmp_path) -> None:
         frame.instrument == "source_id").sum()
 
 
+def test_blinding_reads_the_picks_from_chosen_source(tmp_path) -> None:
+    """The blinding assessment scores the source-identification answers of a real export (the
+    pick in ``chosen_source``, ``value`` empty): it had read ``value`` only, so every answer
+    of a real trial was skipped as unresolved and blinding was never assessed."""
+    from analysis.blinding import ai_involved, blinding_assessment
+
+    world = build_campaign_world(tmp_path, raters=3, include_ai_alone=True)
+    answer_everything(world)
+    frame = datasets.ratings(world.trial)
+    answers = frame[frame.instrument == "source_id"]
+    assert answers.value.isna().all() and len(answers)
+    result = blinding_assessment(frame)
+    campaign = result["campaigns"][str(world.campaign.pk)]
+    assert campaign["available"], campaign
+    # Scored: every answer on a pair with exactly one AI-involved report (counted here).
+    kind = world.campaign.kind
+    one_ai = [ai_involved(s, kind) != ai_involved(o, kind)
+              for s, o in zip(answers.source, answers.other_source, strict=True)]
+    assert campaign["n_scored"] == sum(one_ai) > 0
+    assert "answer_not_resolved_to_a_source" not in campaign["skipped"]
+    # The same as from a frame of the old shape (the pick in value, as simulations make it).
+    old_shape = frame.drop(columns="chosen_source").assign(
+        value=frame.chosen_source.where(frame.chosen_source.notna(), frame.value))
+    assert blinding_assessment(old_shape) == result
+
+
 # --------------------------------------------------------------------------------------------
 # Report texts: a table of their own, in the statistician's downloads only
 # --------------------------------------------------------------------------------------------

@@ -322,3 +322,27 @@ def test_consort_text_fits_its_boxes_and_many_reasons_grow_the_box() -> None:
 
 def test_consort_nothing_screened() -> None:
     assert consort_png({**FLOW, "screened": 0}, ARM_LABELS) is None
+
+
+@pytest.mark.parametrize(("text", "units"), [
+    ("-0.798 to 0.923", ["-0.798 to 0.923"]),
+    ("30.1% to 95.4%", ["30.1% to 95.4%"]),  # a range of percentages is one unit too
+    ("4.6% to 69.9%", ["4.6% to 69.9%"]),
+    ("3.38 ± 0.48", ["3.38 ± 0.48"]),
+    ("75.0% of 4 cases", ["75.0%", "of", "4", "cases"]),
+    ("P < 0.001", ["P", "< 0.001"]),
+])
+def test_number_ranges_are_kept_whole(text: str, units: list[str]) -> None:
+    assert pdf._units(text) == units
+
+
+def test_a_column_of_percentage_ranges_is_as_wide_as_its_widest_range() -> None:
+    """Table 1 broke "30.1% to 95.4%" over two lines when the column was narrowed (the range
+    had been measured as three words); the PDF test then found no whole CI on its page."""
+    fonts = pdf._fonts(pdf.font_files())
+    header = ["outcome", "95% CI", "P", "analysis"]
+    rows = [["Preference for AI-assisted (% of cases, majority of raters)", "30.1% to 95.4%",
+             "0.625", "majority of raters vs 50% (exact binomial)"]] * 3
+    widths = pdf.column_widths(header, rows, fonts, 7.5, 200.0)
+    ci = pdf._measure("30.1% to 95.4%", fonts.regular, 7.5).natural
+    assert widths[1] >= ci + 2 * pdf.CELL_PAD + 1 - 1e-6

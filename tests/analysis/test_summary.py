@@ -239,3 +239,15 @@ def test_retrospective_anova_and_source_identification() -> None:
     assert ident["model_source"] == "janus"
     assert ident["matrix"] == [[24, 12], [12, 24]]
     assert ident["accuracy_per_rater"] == {"r1": 1.0, "r2": 1.0, "r3": 0.0}
+
+
+def test_without_a_plan_the_primary_campaign_is_the_first_made_not_the_first_as_text() -> None:
+    """Campaign 2 was made before campaign 10 (ids sorted as text put "10" first)."""
+    from analysis.summary import choose_primary
+
+    campaigns = {10: {"kind": "prospective"}, 2: {"kind": "prospective"},
+                 1: {"kind": "retrospective"}, 3: {"kind": "prospective"}}
+    ratings = pd.DataFrame({"campaign": [10, 2, 1]})  # campaign 3 has no ratings yet
+    chosen, why = choose_primary(campaigns, ratings, plan=None)
+    assert chosen == 2 and "first of 2 prospective" in why
+    assert choose_primary(campaigns, ratings, plan={"primary_campaign_id": 10})[0] == 10
