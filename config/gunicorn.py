@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+from pathlib import Path
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Processes: CPU-bound work (password hashing, edit distances at signature) holds one
-# process's interpreter lock, so more than one; at most 2 x cores + 1.
-workers = int(os.environ.get("WEB_CONCURRENCY") or min(4, 2 * multiprocessing.cpu_count() + 1))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # gunicorn runs this file alone
+from config import env  # noqa: E402 - needs the path above
+
+bind = env.text("GUNICORN_BIND")
+# Processes: CPU-bound Python work holds one process's interpreter lock, so more than one; at
+# most 2 x cores + 1.
+workers = env.integer("WEB_CONCURRENCY", fallback=min(4, 2 * multiprocessing.cpu_count() + 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+threads = env.integer("GUNICORN_THREADS")
+timeout = env.integer("GUNICORN_TIMEOUT")
 graceful_timeout = 30
 keepalive = 5  # nginx keeps connections to us open (upstream keepalive)
 # Heartbeat files in memory, not on the container's overlay filesystem (slow fsync stalls).

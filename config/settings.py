@@ -1,4 +1,4 @@
-"""Settings, read from the environment (every variable is documented in the README).
+"""Settings, read from the environment through ``config.env`` (its list documents every variable).
 
 The embedded default is a laptop demo: SQLite under ``DATA_DIR``, Celery tasks run in-process,
 the demo model backend.  Production sets ``DATABASE_URL``, ``REDIS_URL`` and ``SECRET_KEY``.
@@ -13,29 +13,19 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    """Read a yes/no environment variable ("1", "true", "yes", "on" are true)."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+DEMO_MODE = env.flag("DEMO_MODE")
+DEBUG = env.flag("DEBUG", fallback=DEMO_MODE)
 
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEMO_MODE = env_bool("DEMO_MODE")
-DEBUG = env_bool("DEBUG", default=DEMO_MODE)
-
-DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "data"))
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
+DATA_DIR = env.path("DATA_DIR", fallback=BASE_DIR / "data")
+MEDIA_ROOT = env.path("MEDIA_ROOT", fallback=DATA_DIR / "media")
 MEDIA_URL = "/media/"
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env.text("SECRET_KEY")
 if not SECRET_KEY:
     if DEMO_MODE or DEBUG or os.environ.get("PYTEST_VERSION"):
         SECRET_KEY = "insecure-demo-key-never-use-in-production"
@@ -45,8 +35,8 @@ if not SECRET_KEY:
             "(or DEMO_MODE=1 for the local demo)."
         )
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+ALLOWED_HOSTS = env.items("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env.items("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -109,14 +99,14 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env.integer("AXES_FAILURE_LIMIT")
+AXES_COOLOFF_TIME = timedelta(minutes=env.number("AXES_COOLOFF_MINUTES"))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner in every process's log
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind the reverse proxy the client's address is in X-Forwarded-For: count the proxies.
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_PROXY_COUNT", "0")) or None
+AXES_IPWARE_PROXY_COUNT = env.integer("AXES_PROXY_COUNT") or None
 if AXES_IPWARE_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
@@ -128,9 +118,9 @@ if AXES_IPWARE_PROXY_COUNT:
 # tests that sign coordinators in without a device; tests/test_two_factor.py and
 # tests/browser/test_two_factor.py turn it on again and check that it is on outside pytest.)
 TWO_FACTOR_ENFORCED = True
-TWO_FACTOR_FAILURE_LIMIT = int(os.environ.get("TWO_FACTOR_FAILURE_LIMIT", "5"))
-TWO_FACTOR_LOCK_MINUTES = float(os.environ.get("TWO_FACTOR_LOCK_MINUTES", "15"))
-OTP_TOTP_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "CXR reader trials")
+TWO_FACTOR_FAILURE_LIMIT = env.integer("TWO_FACTOR_FAILURE_LIMIT")
+TWO_FACTOR_LOCK_MINUTES = env.number("TWO_FACTOR_LOCK_MINUTES")
+OTP_TOTP_ISSUER = env.text("TWO_FACTOR_ISSUER")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -153,8 +143,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        env.text("DATABASE_URL", fallback=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+        conn_max_age=env.integer("DATABASE_CONN_MAX_AGE"),
         # A kept connection is checked before reuse: a restarted database costs no request
         # and no task (workers keep theirs between tasks, see CELERY_DB_REUSE_MAX).
         conn_health_checks=True,
@@ -191,36 +181,36 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+TIME_ZONE = env.text("TIME_ZONE")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
+STATIC_ROOT = env.path("STATIC_ROOT", fallback=DATA_DIR / "static")
 
 LOGIN_URL = "/accounts/login/"
 # Signed out after this many minutes without activity (0: never); see trial.middleware.
-SESSION_IDLE_MINUTES = float(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+SESSION_IDLE_MINUTES = env.number("SESSION_IDLE_MINUTES")
 LOGIN_REDIRECT_URL = "/"
 # A reading submitted in less than this many seconds is flagged "short_reading" for the
 # coordinator (reader.reading): never blocks the submission, never shown to the reader.
-READING_MIN_SECONDS = float(os.environ.get("READING_MIN_SECONDS", "10"))
+READING_MIN_SECONDS = env.number("READING_MIN_SECONDS")
 
 # Uploads: DICOM files can be large; keep big uploads on disk, refuse absurd ones.
-DICOM_MAX_FILE_MB = int(os.environ.get("DICOM_MAX_FILE_MB", "200"))
+DICOM_MAX_FILE_MB = env.integer("DICOM_MAX_FILE_MB")
 # Decompression bombs: checked from the DICOM header before anything is inflated or decoded
 # (Rows x Columns x frames x samples; decoded bytes at most this many 16-bit pixels), and
 # from a zip's central directory before any member is extracted.
-DICOM_MAX_PIXELS = int(os.environ.get("DICOM_MAX_PIXELS", "60000000"))
-DICOM_ZIP_MAX_MEMBERS = int(os.environ.get("DICOM_ZIP_MAX_MEMBERS", "10000"))
-DICOM_ZIP_MAX_TOTAL_MB = int(os.environ.get("DICOM_ZIP_MAX_TOTAL_MB", "20480"))
-DICOM_ZIP_MAX_RATIO = int(os.environ.get("DICOM_ZIP_MAX_RATIO", "100"))
+DICOM_MAX_PIXELS = env.integer("DICOM_MAX_PIXELS")
+DICOM_ZIP_MAX_MEMBERS = env.integer("DICOM_ZIP_MAX_MEMBERS")
+DICOM_ZIP_MAX_TOTAL_MB = env.integer("DICOM_ZIP_MAX_TOTAL_MB")
+DICOM_ZIP_MAX_RATIO = env.integer("DICOM_ZIP_MAX_RATIO")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.text("REDIS_URL")
 if REDIS_URL:
     # Sessions read from Redis, kept in the database (accounts/sessions.py says why): a
     # reader's heartbeat and autosave then need no session query. Short timeouts: a Redis
@@ -250,7 +240,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_DB_REUSE_MAX = 1000
 # acks_late on Redis: a task taken by a worker that dies is delivered again after this many
 # seconds. Keep it above the longest draft (model timeout x attempts, with backoff).
-_visibility_s = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+_visibility_s = env.integer("CELERY_VISIBILITY_TIMEOUT")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _visibility_s,
     # Workers look for such messages every interval x throttle seconds (kombu: 10 x 10): scan
@@ -260,27 +250,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # A running draft whose worker went silent is taken over (sent again) within
 # DRAFT_TAKEOVER_SECONDS of its lease running out: the model call's timeout plus this margin.
-DRAFT_LEASE_MARGIN_S = float(os.environ.get("DRAFT_LEASE_MARGIN_S", "30"))
-DRAFT_TAKEOVER_SECONDS = float(os.environ.get("DRAFT_TAKEOVER_SECONDS", "15"))
+DRAFT_LEASE_MARGIN_S = env.number("DRAFT_LEASE_MARGIN_S")
+DRAFT_TAKEOVER_SECONDS = env.number("DRAFT_TAKEOVER_SECONDS")
 # Sending a draft's task waits at most this long for Redis, then leaves it to the sweep.
-DRAFT_SEND_TIMEOUT_S = float(os.environ.get("DRAFT_SEND_TIMEOUT_S", "1"))
+DRAFT_SEND_TIMEOUT_S = env.number("DRAFT_SEND_TIMEOUT_S")
 CELERY_BEAT_SCHEDULE = {
     "send-notifications": {  # batched e-mails (notify.send); each person at most once a period
         "task": "notify.tasks.send_notifications",
-        "schedule": float(os.environ.get("NOTIFY_SECONDS", "3600")),
+        "schedule": env.number("NOTIFY_SECONDS"),
         "options": {"expires": 3000},
     },
     "sweep-chat-jobs": {  # the LLM labeller's and judge's rows never sent or lost
         "task": "metrics.tasks.sweep_chat_jobs",
-        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
+        "schedule": env.number("DRAFT_SWEEP_SECONDS"),
     },
     "sweep-drafts": {
         "task": "trial.tasks.sweep_drafts",
-        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
+        "schedule": env.number("DRAFT_SWEEP_SECONDS"),
     },
     "sweep-report-deliveries": {  # final reports to sites' PACS never sent or lost
         "task": "pacs.tasks.sweep_deliveries",
-        "schedule": float(os.environ.get("DRAFT_SWEEP_SECONDS", "300")),
+        "schedule": env.number("DRAFT_SWEEP_SECONDS"),
     },
     "take-over-drafts": {
         "task": "drafting.tasks.take_over_drafts",
@@ -293,36 +283,36 @@ CELERY_BEAT_SCHEDULE = {
 
 # DICOM networking (pacs/): the listener's AE title and port, where received instances wait,
 # and how long a study must be quiet (no new instance) before it is imported.
-DICOM_LISTENER_AE_TITLE = os.environ.get("DICOM_LISTENER_AE_TITLE", "CXRTRIALS")
-DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
-DICOM_SPOOL_DIR = Path(os.environ.get("DICOM_SPOOL_DIR", DATA_DIR / "spool"))
-DICOM_STUDY_QUIET_SECONDS = float(os.environ.get("DICOM_STUDY_QUIET_SECONDS", "30"))
+DICOM_LISTENER_AE_TITLE = env.text("DICOM_LISTENER_AE_TITLE")
+DICOM_LISTENER_PORT = env.integer("DICOM_LISTENER_PORT")
+DICOM_SPOOL_DIR = env.path("DICOM_SPOOL_DIR", fallback=DATA_DIR / "spool")
+DICOM_STUDY_QUIET_SECONDS = env.number("DICOM_STUDY_QUIET_SECONDS")
 # Environment variables a model endpoint, labeller, judge or PACS node may name for its key:
 # those starting with CXR_ and these (trial/secrets.py); never the platform's own settings.
-SECRET_ENV_NAMES = env_list("SECRET_ENV_NAMES", "MODEL_API_KEY")
+SECRET_ENV_NAMES = env.items("SECRET_ENV_NAMES")
 # The key (a Fernet key) that encrypts the original study identifiers a site allows the
 # platform to keep (pacs.UidLink). Empty: none are kept, reports carry pseudonymous ids.
-PACS_UID_KEY = os.environ.get("PACS_UID_KEY", "")
+PACS_UID_KEY = env.text("PACS_UID_KEY")
 # The platform's AE title when it calls a PACS (C-FIND, C-MOVE, C-STORE of reports); C-MOVE
 # sends studies to the listener (DICOM_LISTENER_AE_TITLE).
-DICOM_CALLING_AE_TITLE = os.environ.get("DICOM_CALLING_AE_TITLE", "CXRTRIALS")
+DICOM_CALLING_AE_TITLE = env.text("DICOM_CALLING_AE_TITLE")
 # Sending signed final reports to sites' PACS (pacs.delivery): attempts before a delivery
 # fails (connection errors, timeouts, rejections, 5xx), and the backoff's base (seconds).
-PACS_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("PACS_DELIVERY_MAX_ATTEMPTS", "5"))
-PACS_DELIVERY_BACKOFF_S = float(os.environ.get("PACS_DELIVERY_BACKOFF_S", "30"))
+PACS_DELIVERY_MAX_ATTEMPTS = env.integer("PACS_DELIVERY_MAX_ATTEMPTS")
+PACS_DELIVERY_BACKOFF_S = env.number("PACS_DELIVERY_BACKOFF_S")
 
 # Work counted as overdue (dashboard, coordinators' e-mails): a reading open longer than
 # OVERDUE_READING_HOURS, a case ready for a senior longer than OVERDUE_REVIEW_DAYS.
-OVERDUE_READING_HOURS = float(os.environ.get("OVERDUE_READING_HOURS", "24"))
-OVERDUE_REVIEW_DAYS = float(os.environ.get("OVERDUE_REVIEW_DAYS", "3"))
+OVERDUE_READING_HOURS = env.number("OVERDUE_READING_HOURS")
+OVERDUE_REVIEW_DAYS = env.number("OVERDUE_REVIEW_DAYS")
 # How often the trial dashboard's page asks for fresh counts.
-MONITOR_POLL_SECONDS = float(os.environ.get("MONITOR_POLL_SECONDS", "15"))
+MONITOR_POLL_SECONDS = env.number("MONITOR_POLL_SECONDS")
 
 # Behind nginx (the compose stack): after the access check, the viewer's cached pixel and
 # preview files are handed to nginx with "X-Accel-Redirect: <X_ACCEL_MEDIA_PREFIX><path under
 # MEDIA_ROOT>", an internal location (docker/nginx.conf) that serves MEDIA_ROOT's files to
 # nobody else. Empty (the demo, runserver, tests): Django sends the file itself.
-X_ACCEL_MEDIA_PREFIX = os.environ.get("X_ACCEL_MEDIA_PREFIX", "")
+X_ACCEL_MEDIA_PREFIX = env.text("X_ACCEL_MEDIA_PREFIX")
 if X_ACCEL_MEDIA_PREFIX and not (X_ACCEL_MEDIA_PREFIX.startswith("/")
                                  and X_ACCEL_MEDIA_PREFIX.endswith("/")):
     raise ImproperlyConfigured("X_ACCEL_MEDIA_PREFIX must start and end with '/', e.g. "
@@ -331,26 +321,26 @@ if X_ACCEL_MEDIA_PREFIX and not (X_ACCEL_MEDIA_PREFIX.startswith("/")
 # Health and metrics (ops/, README "Health and metrics"). /health/ready/ fails when the disk
 # holding MEDIA_ROOT has less than HEALTH_MIN_FREE_DISK_MB free; Redis's PING and the workers'
 # Celery ping wait at most HEALTH_TIMEOUT_S (so does reading the queue's length for /metrics).
-HEALTH_MIN_FREE_DISK_MB = float(os.environ.get("HEALTH_MIN_FREE_DISK_MB", "1024"))
-HEALTH_TIMEOUT_S = float(os.environ.get("HEALTH_TIMEOUT_S", "2"))
+HEALTH_MIN_FREE_DISK_MB = env.number("HEALTH_MIN_FREE_DISK_MB")
+HEALTH_TIMEOUT_S = env.number("HEALTH_TIMEOUT_S")
 # /metrics (Prometheus) answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: 404.
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_TOKEN = env.text("METRICS_TOKEN")
 
 # E-mail: invitations, password resets and notifications. The demo prints them on the
 # console; production sends them through SMTP (EMAIL_HOST ...). Links in e-mails start with
 # SITE_URL, the public origin of the site.
-EMAIL_BACKEND = os.environ.get(
-    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEMO_MODE
+EMAIL_BACKEND = env.text(
+    "EMAIL_BACKEND", fallback="django.core.mail.backends.console.EmailBackend" if DEMO_MODE
     else "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+EMAIL_HOST = env.text("EMAIL_HOST")
+EMAIL_PORT = env.integer("EMAIL_PORT")
+EMAIL_HOST_USER = env.text("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env.text("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.flag("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env.flag("EMAIL_USE_SSL")
 EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cxr-trials@localhost")
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL")
+SITE_URL = env.text("SITE_URL").rstrip("/")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -383,7 +373,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
+    SESSION_COOKIE_SECURE = env.flag("SECURE_COOKIES")
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -392,16 +382,16 @@ if not DEBUG:
 # The test client and pytest's live server speak plain HTTP: no redirect under pytest unless
 # SECURE_SSL_REDIRECT is set (tests/test_security_headers.py checks the production defaults
 # in a subprocess without pytest's variable).
-SECURE_SSL_REDIRECT = env_bool(
-    "SECURE_SSL_REDIRECT", default=not DEBUG and not os.environ.get("PYTEST_VERSION"))
+SECURE_SSL_REDIRECT = env.flag(
+    "SECURE_SSL_REDIRECT", fallback=not DEBUG and not os.environ.get("PYTEST_VERSION"))
 # The probes and /metrics are called over plain HTTP inside the deployment (a container's
 # health check, Prometheus): never redirected.
 SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)/$", r"^metrics$"]
 # HSTS is sent on HTTPS responses only. Preloading is a commitment for the whole domain that is
 # slow to undo: the operator's decision (off by default; Django's check of it is then silenced).
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", fallback=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.flag("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env.flag("SECURE_HSTS_PRELOAD")
 if not SECURE_HSTS_PRELOAD:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -432,7 +422,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.text("LOG_LEVEL")},
     # Every sign-in is not news; lockouts are (WARNING, and an audit event).
     # pynetdicom and dicomweb-client log requests with their identifiers (accession numbers,
     # UIDs, headers) at INFO and DEBUG: only their warnings.

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from config import env
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -45,7 +47,7 @@ SPECS = {
 def reason(key: str) -> str:
     """Why the metric is not computed (every model metric needs its weights configured)."""
     spec = SPECS[key]
-    folder = os.environ.get(spec.setting, "")
+    folder = env.text(spec.setting)
     if not folder:
         return (f"not computed: its model weights are not configured ({spec.setting} is not "
                 f"set)")
@@ -88,14 +90,14 @@ def _weights_hash(folder: Path) -> str:
 
 
 def _layer(folder: Path) -> int:
-    chosen = os.environ.get("METRICS_BERTSCORE_LAYER", "")
+    chosen = env.text("METRICS_BERTSCORE_LAYER")
     if chosen:
         return int(chosen)
     return int(json.loads((folder / "config.json").read_text())["num_hidden_layers"])
 
 
 def describe(key: str) -> dict:
-    folder = Path(os.environ[SPECS[key].setting])
+    folder = Path(env.text(SPECS[key].setting))
     return {"model": str(folder), "layer": _layer(folder),
             "weights_sha256": _weights_hash(folder)}
 
@@ -109,7 +111,7 @@ def _scorer(folder: str, layer: int):
 
 def bertscore(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """Per-report BERTScore F1 (bert-score's own computation, no baseline rescaling)."""
-    folder = Path(os.environ[SPECS["bertscore"].setting])
+    folder = Path(env.text(SPECS["bertscore"].setting))
     scorer = _scorer(str(folder), _layer(folder))
     _, _, f1 = scorer.score(list(hypotheses), list(references))
     return f1.numpy().astype(float)
