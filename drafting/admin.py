@@ -22,11 +22,11 @@ from trial import secrets
 from trial.admin.base import ReadOnlyAdmin, TrialScopedAdmin
 from trial.admin.design import TrialAdmin
 from trial.admin.records import pretty_json
-from trial.admin.tools import Tool
+from trial.admin.tools import Tool, ToolsMixin
 from trial.models import Trial
 
-from . import queries, tasks
-from .models import Draft, ModelEndpoint
+from . import checks, queries, tasks
+from .models import Draft, EndpointCheck, ModelEndpoint
 
 RELATED_ONLY = admin.RelatedOnlyFieldListFilter
 ERROR_CHARS = 80  # of an error in the draft list (the detail page shows all of it)
@@ -40,6 +40,43 @@ FINGERPRINT_HELP = (
 
 
 # --- services the pages share ----------------------------------------------------------------
+
+CHECK_LEVELS = {EndpointCheck.Status.OK: messages.SUCCESS,
+                EndpointCheck.Status.WARNING: messages.WARNING,
+                EndpointCheck.Status.FAILED: messages.ERROR,
+                EndpointCheck.Status.QUEUED: messages.INFO}
+CHECK_COLOURS = {EndpointCheck.Status.OK: "#2e7d32", EndpointCheck.Status.WARNING: "#b26a00",
+                 EndpointCheck.Status.FAILED: "#ba2121", EndpointCheck.Status.QUEUED: "#555"}
+CHECKS_SHOWN = 5
+
+
+def check_model(model_admin: admin.ModelAdmin, request: HttpRequest,
+                endpoint: ModelEndpoint) -> None:
+    """One test request to ``endpoint`` as saved, made by a worker (``checks.request_check``)."""
+    check = checks.request_check(endpoint, by=request.user)
+    if check.status == EndpointCheck.Status.QUEUED:
+        text = (f"{endpoint.name}: the check is with a worker. Its answer appears under "
+                "“Model checks” on this page in a few seconds: reload it. Still waiting after "
+                "a minute: no worker is running, or it is busy with a backlog of drafts.")
+    else:
+        text = f"{endpoint.name}: {check.get_status_display()}. {check.summary}"
+    model_admin.message_user(request, text, level=CHECK_LEVELS[check.status])
+
+
+def check_html(check: EndpointCheck, current: str) -> str:
+    """One check as the endpoint's page shows it: verdict, when, who, and what was said."""
+    stale = (" (an earlier configuration)" if check.fingerprint != current else "")
+    who = check.requested_by.get_username() if check.requested_by else "-"
+    return format_html(
+        '<div class="model-check" data-status="{}"><strong style="color:{}">{}</strong> '
+        "{} by {}{}<br>{}{}</div>",
+        check.status, CHECK_COLOURS[check.status], check.get_status_display(),
+        check.requested_at.strftime("%Y-%m-%d %H:%M:%S"), who, stale, check.summary,
+        format_html('<details><summary>What was sent and what came back</summary>'
+                    '<pre style="white-space:pre-wrap">{}</pre></details>', check.output)
+        if check.output else "",
+    )
+
 
 def report_queued(model_admin: admin.ModelAdmin, request: HttpRequest, trial: Trial) -> None:
     """Queue the drafts ``trial``'s enrolled cases lack (``tasks.queue_missing``); say so."""
@@ -144,11 +181,13 @@ class ModelEndpointForm(forms.ModelForm):
 
 
 @admin.register(ModelEndpoint)
-class ModelEndpointAdmin(TrialScopedAdmin):
+class ModelEndpointAdmin(ToolsMixin, TrialScopedAdmin):
     audited = True
     form = ModelEndpointForm
+    tools = (Tool("check-model", "Check the model", check_model,
+                  action_label="Check the model (one test request each)"),)
     list_display = ("name", "trial", "backend_shown", "model_name", "active", "key_status",
-                    "fingerprint_shown", "draft_count")
+                    "last_check", "fingerprint_shown", "draft_count")
     list_filter = (("trial", RELATED_ONLY), "backend", "active")
     search_fields = ("name", "model_name")
     list_select_related = ("trial",)
@@ -160,6 +199,11 @@ class ModelEndpointAdmin(TrialScopedAdmin):
         ("Image preprocessing", {"fields": ("image_size", "pad_value")}),
         ("Limits", {"fields": ("max_attempts", "retry_backoff_s", "concurrency")}),
         ("Fingerprint", {"fields": ("fingerprint_shown",), "description": FINGERPRINT_HELP}),
+        ("Model checks", {"fields": ("checks_shown",), "description": (
+            "“Check the model” (top right) has a worker send one synthetic radiograph, "
+            "preprocessed as drafts are, with the prompt filled from a sample history, to the "
+            "endpoint as saved, and shows the reply, the parsed report and the latency, or the "
+            "error. Nothing is stored as a draft.")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
@@ -172,7 +216,17 @@ class ModelEndpointAdmin(TrialScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: ModelEndpoint | None = None):
         fixed = ("trial",) if obj is not None else ()  # an endpoint belongs to its trial
-        return (*fixed, "key_status", "fingerprint_shown")
+        return (*fixed, "key_status", "fingerprint_shown", "checks_shown")
+
+    def get_urls(self):
+        return self.tool_urls() + super().get_urls()
+
+    def render_change_form(self, request: HttpRequest, context: dict, *args, **kwargs):
+        """"Check the model" above the form, for whoever may change the endpoint."""
+        obj = context.get("original")
+        if obj is not None and self.has_change_permission(request, obj):
+            context["object_tools"] = self.tool_buttons(obj)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def has_delete_permission(self, request: HttpRequest, obj: ModelEndpoint | None = None):
         """Only an endpoint that made no draft: the drafts keep naming the one that made them."""
@@ -203,6 +257,24 @@ class ModelEndpointAdmin(TrialScopedAdmin):
         if obj.pk is None:
             return "Computed when saved."
         return format_html("<code>{}</code>", obj.fingerprint)
+
+    @admin.display(description="model checks")
+    def checks_shown(self, obj: ModelEndpoint) -> str:
+        if obj.pk is None:
+            return "Save the endpoint, then check it."
+        shown = list(obj.checks.select_related("requested_by")[:CHECKS_SHOWN])
+        if not shown:
+            return "Not checked yet: use “Check the model” before drafts are made."
+        return format_html_join("", "{}", ((check_html(c, obj.fingerprint),) for c in shown))
+
+    @admin.display(description="last check")
+    def last_check(self, obj: ModelEndpoint) -> str:
+        check = obj.checks.first()
+        if check is None:
+            return "never"
+        return format_html('<span style="color:{}">{}</span> {}', CHECK_COLOURS[check.status],
+                           check.get_status_display(),
+                           check.requested_at.strftime("%Y-%m-%d %H:%M"))
 
     @admin.display(description="drafts", ordering="n_drafts")
     def draft_count(self, obj: ModelEndpoint) -> int:

@@ -12,6 +12,7 @@ import json
 import string
 from collections.abc import Iterator, Mapping
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -186,6 +187,35 @@ class ModelEndpoint(models.Model):
     def fingerprint(self) -> str:
         blob = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class EndpointCheck(models.Model):
+    """One test request to an endpoint, asked for in the admin and made by a worker (where the
+    API key is): what the coordinator sees before drafts are made, kept as a record."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        OK = "ok", "OK"
+        WARNING = "warning", "Answered, with a warning"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="checks")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=16, help_text="The configuration checked.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    summary = models.TextField(blank=True)
+    output = models.TextField(blank=True, help_text="What was sent and what came back.")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        get_latest_by = "requested_at"
+
+    def __str__(self) -> str:
+        return f"Check of {self.endpoint.name} ({self.get_status_display()})"
 
 
 

@@ -73,6 +73,15 @@ def take_over_drafts() -> int:
     return take_over()
 
 
+@shared_task(name="drafting.tasks.check_endpoint", ignore_result=True)
+def check_endpoint_task(check_pk: int) -> str:
+    """One test request to a model endpoint, asked for in the admin (``drafting.checks``): run
+    by a worker, whose environment holds the API key."""
+    from .checks import run_check
+
+    return run_check(check_pk)
+
+
 def send_timeout() -> float:
     """Seconds a send may wait for the broker (connect, then each reply) before giving up."""
     return float(getattr(settings, "DRAFT_SEND_TIMEOUT_S", 1.0))

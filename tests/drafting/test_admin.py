@@ -327,3 +327,83 @@ def test_a_drafts_warning_is_shown_in_the_list_on_its_page_and_filters(world: Wo
     with_warning = client.get(changelist, {"warning": "yes"}).content.decode()
     without = client.get(changelist, {"warning": "no"}).content.decode()
     assert world.case.case_id in with_warning and world.case.case_id not in without
+
+
+# --- checking the model from the admin ---------------------------------------------------
+
+def check_url(endpoint: ModelEndpoint) -> str:
+    return reverse("admin:drafting_modelendpoint_check_model", args=[endpoint.pk])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_check_the_model_access(world: World, role: str) -> None:
+    response = world.client(role).post(check_url(world.endpoint))
+    expected = 302 if role in WRITERS else NOBODY[role]
+    assert response.status_code == expected, role
+    assert world.endpoint.checks.exists() is (role in WRITERS), role
+
+
+def test_check_the_model_is_a_post_button_on_the_endpoint_page(world: World) -> None:
+    page = world.client("coordinator").get(
+        reverse("admin:drafting_modelendpoint_change", args=[world.endpoint.pk]))
+    html = page.content.decode()
+    assert f'<form method="post" action="{check_url(world.endpoint)}"' in html
+    assert "Not checked yet" in html
+    assert world.client("coordinator").get(check_url(world.endpoint)).status_code == 405
+
+
+def test_check_the_model_asks_the_real_server_and_shows_its_answer(world: World,
+                                                                     fake_model) -> None:
+    ModelEndpoint.objects.filter(pk=world.endpoint.pk).update(
+        backend="openai", base_url=fake_model.url, model_name="cxr-model")
+    client = world.client("coordinator")
+    response = client.post(check_url(world.endpoint), follow=True)
+    [(level, text)] = messages_of(response)
+    assert level == "success" and text.startswith("World demo endpoint: OK.")
+    [request] = fake_model.requests
+    assert request.body["model"] == "cxr-model"
+    check = world.endpoint.checks.get()
+    assert (check.status, check.requested_by) == ("ok", world.users["coordinator"])
+    assert "Parsed IMPRESSION:\n  Normal chest." in check.output
+    assert check.latency_ms is not None and check.finished_at is not None
+    html = response.content.decode()
+    assert 'data-status="ok"' in html and escape("Parsed IMPRESSION:") in html
+    assert not Draft.objects.exclude(pk=world.draft.pk).exists()  # a check is not a draft
+    listing = client.get(reverse("admin:drafting_modelendpoint_changelist")).content.decode()
+    assert ">OK</span>" in listing
+
+
+def test_a_failed_check_says_why_on_the_page(world: World, fake_model) -> None:
+    from tests.support.fake_openai import Reply
+
+    ModelEndpoint.objects.filter(pk=world.endpoint.pk).update(
+        backend="openai", base_url=fake_model.url, model_name="cxr-model")
+    fake_model.default = Reply(status=401, body=b'{"error": "bad key"}')
+    response = world.client("coordinator").post(check_url(world.endpoint), follow=True)
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert "did not give a report: HTTP 401" in text
+    check = world.endpoint.checks.get()
+    assert check.status == "failed"
+    assert "not retryable: a draft would fail at once" in check.output
+    assert 'data-status="failed"' in response.content.decode()
+
+
+def test_a_check_of_an_earlier_configuration_is_marked_as_such(world: World) -> None:
+    client = world.client("coordinator")
+    client.post(check_url(world.endpoint))
+    url = reverse("admin:drafting_modelendpoint_change", args=[world.endpoint.pk])
+    assert "(an earlier configuration)" not in client.get(url).content.decode()
+    client.post(url, endpoint_form(world.endpoint, max_tokens=300))
+    assert "(an earlier configuration)" in client.get(url).content.decode()
+
+
+def test_check_the_model_with_the_broker_down_fails_the_check_at_once(world: World) -> None:
+    from tests.support.celery_helpers import celery_on_redis
+    from tests.support.servers import free_port
+
+    with celery_on_redis(f"redis://127.0.0.1:{free_port()}/0"):
+        response = world.client("coordinator").post(check_url(world.endpoint), follow=True)
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "did not take the check" in text
+    assert world.endpoint.checks.get().status == "failed"

@@ -219,7 +219,7 @@ def test_check_model_reports_a_server_error_and_exits_non_zero(endpoint, fake_mo
     out, error = run_failing("check_model", "--trial", "cxr")
     assert "Error (retryable: a draft would be tried again, up to max attempts):" in out
     assert "HTTP 500 from the model server" in out
-    assert error == "The model endpoint did not give a report."
+    assert error.startswith("The model endpoint did not give a report: HTTP 500")
 
 
 def test_check_model_reports_a_refused_request_as_not_retryable(endpoint, fake_model) -> None:

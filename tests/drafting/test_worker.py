@@ -351,3 +351,26 @@ def test_a_killed_workers_draft_is_taken_over_by_beats_check_within_a_minute_of_
             len(fake_model.requests)) == ("done", 2, 1, 2)
     assert 0 < taken_over_s < done_s < 60, Workers("celery", logs).report()
     assert "drafting.tasks.take_over_drafts" in logs[2].read_text()  # sent by beat
+
+
+def test_the_admins_model_check_is_made_by_a_worker_with_the_key_of_its_environment(
+    routed, site, fake_model, monkeypatch
+) -> None:
+    """The key is only in the workers' environment: the web process queues the check and a
+    worker makes it, so the coordinator checks what the drafts will really send."""
+    from drafting.checks import request_check
+    from drafting.models import EndpointCheck
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    endpoint = endpoint_for(site, fake_model)
+    check = request_check(endpoint, by=UserFactory())
+    assert check.status == EndpointCheck.Status.QUEUED
+    deadline = time.monotonic() + 30
+    while check.status == EndpointCheck.Status.QUEUED and time.monotonic() < deadline:
+        time.sleep(0.05)
+        check.refresh_from_db()
+    assert check.status == EndpointCheck.Status.OK, routed.report()
+    [request] = fake_model.requests
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert "(set here)" in check.output and KEY not in check.output
+    assert not Draft.objects.exists()
