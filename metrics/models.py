@@ -278,6 +278,8 @@ class CaseLabels(models.Model):
     labels = models.JSONField(help_text="The 14 findings as 0/1.")
 
     class Meta:
+        verbose_name = "case labels"
+        verbose_name_plural = "case labels"
         ordering = ["label_set", "case"]
         constraints = [models.UniqueConstraint(fields=["label_set", "case"],
                                                name="one_label_row_per_case")]
@@ -296,6 +298,8 @@ class Probabilities(models.Model):
     imported_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "probabilities"
+        verbose_name_plural = "probabilities"
         ordering = ["trial", "source", "case"]
         constraints = [models.UniqueConstraint(fields=["trial", "source", "case"],
                                                name="one_probability_row")]

@@ -60,6 +60,8 @@ class CallingAE(models.Model):
     audit_type = "pacs.CallingAE"
 
     class Meta:
+        verbose_name = "calling AE"
+        verbose_name_plural = "calling AEs"
         ordering = ["site", "ae_title"]
 
     def __str__(self) -> str:
@@ -242,6 +244,9 @@ class UidLink(models.Model):
                                          "and accession number.")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = "UID link"
+
     def __str__(self) -> str:
         return f"Original identifiers of case {self.case_id} (encrypted)"
 
@@ -274,6 +279,8 @@ class ReportDelivery(models.Model):
     audit_type = "pacs.ReportDelivery"
 
     class Meta:
+        verbose_name = "report delivery"
+        verbose_name_plural = "report deliveries"
         ordering = ["-queued_at"]
         constraints = [models.UniqueConstraint(fields=["review", "node"],
                                                name="one_delivery_per_review_and_node")]
