@@ -153,6 +153,7 @@ class SimulationSummary:
     campaign: str = ""
     items_added: int = 0
     ratings_submitted: int = 0
+    items_left_unrated: int = 0
     seconds: float = 0.0
     true_likert_difference: float = 0.0
     true_radpeer_difference: float = 0.0
@@ -185,7 +186,9 @@ class SimulationSummary:
             f"Readings submitted {self.readings_submitted}; reviews signed "
             f"{self.reviews_signed}, left unsigned {self.reviews_left_unsigned}.",
             f"Campaign '{self.campaign or '-'}': {self.items_added} items added, "
-            f"{self.ratings_submitted} ratings submitted.",
+            f"{self.ratings_submitted} ratings submitted"
+            + (f", {self.items_left_unrated} left for the raters." if self.items_left_unrated
+               else "."),
             f"Truth: Likert AI-SCP {self.true_likert_difference:+.2f} latent "
             f"({self.expected_likert_difference:+.3f} expected on the 1-5 scale); RADPEER "
             f"{self.true_radpeer_difference:+.2f} ({self.expected_radpeer_difference:+.3f}); "
@@ -339,9 +342,11 @@ def _coordinator_user(trial: Trial) -> Any:
 
 class _Simulation:
     def __init__(self, trial: Trial, *, seed: int, fraction: float, effects: Effects,
-                 by: Any, sign_fraction: float, progress: Progress | None) -> None:
+                 by: Any, sign_fraction: float, progress: Progress | None,
+                 leave_unrated: int = 0) -> None:
         self.trial, self.effects, self.by = trial, effects, by
         self.sign_fraction = sign_fraction
+        self.leave_unrated = leave_unrated
         # Two streams: the generating model's draws (which findings, quality, times, ratings)
         # in the order they have always been made, so a seed gives the ratings and times it
         # always gave; and the wording (where a finding is, how a report says it) apart, so
@@ -563,6 +568,7 @@ class _Simulation:
         means = {inst.LIKERT: (e.likert_scp, e.likert_ai_minus_scp),
                  inst.RADPEER: (e.radpeer_scp, e.radpeer_ai_minus_scp)}
         seconds: dict[int, float] = {}
+        left = self._left_unrated(todo)
         for n, ri in enumerate(todo, 1):
             severity = self.rater_sev.get(ri.rater_id, 0.0)
             values: dict[str, str] = {}
@@ -579,12 +585,15 @@ class _Simulation:
                               + self._random_quality(ri.item.case_id, source) + severity
                               + float(self.rng.normal(0, e.rating_noise_sd)))
                     values[code] = _score(latent)
+            took = float(e.rating_seconds_median * math.exp(self.rng.normal(0, 0.4)))
+            if ri.pk in left:  # drawn all the same: the other ratings keep their values
+                continue
             # open_item refreshes the instance it is given (dropping the loaded relations):
             # give it a stand-in, so submit reuses what was selected above.
             rating_service.open_item(RaterItem(pk=ri.pk, campaign=campaign, item=ri.item,
                                           rater=ri.rater, position=ri.position))
             rating_service.submit(ri, values, by=ri.rater.user)
-            seconds[ri.pk] = float(e.rating_seconds_median * math.exp(self.rng.normal(0, 0.4)))
+            seconds[ri.pk] = took
             self.progress("rating", n, len(todo))
         # SIMULATION: the time a rater spent on an item comes from the model.
         items = list(RaterItem.objects.filter(pk__in=list(seconds)))
@@ -595,7 +604,19 @@ class _Simulation:
         for rating in ratings:
             rating.seconds = seconds[rating.rater_item_id]
         Rating.objects.bulk_update(ratings, ["seconds"])
-        self.summary.ratings_submitted = len(todo)
+        self.summary.ratings_submitted = len(todo) - len(left)
+        self.summary.items_left_unrated = len(left)
+
+    def _left_unrated(self, todo: list[RaterItem]) -> set[int]:
+        """The last ``leave_unrated`` items of each rater's order (so a rater of the demo has
+        something to rate, next in their queue once the rest is done)."""
+        if not self.leave_unrated:
+            return set()
+        by_rater: dict[int, list[RaterItem]] = defaultdict(list)
+        for ri in todo:
+            by_rater[ri.rater_id].append(ri)
+        return {ri.pk for items in by_rater.values()
+                for ri in sorted(items, key=lambda r: r.position)[-self.leave_unrated:]}
 
     def _random_quality(self, case_pk: int, source: str) -> float:
         return self.done[case_pk][source].quality
@@ -674,11 +695,13 @@ class _Simulation:
 
 def simulate_trial(trial: Trial, *, seed: int, fraction: float = 1.0,
                    effects: Effects | None = None, by: Any = None, sign_fraction: float = 1.0,
-                   progress: Progress | None = None) -> SimulationSummary:
+                   progress: Progress | None = None,
+                   leave_unrated: int = 0) -> SimulationSummary:
     """Read, review and rate a seeded share of ``trial``'s assigned cases from a known model.
 
     Cases already read (any reading, open or submitted) are skipped, so running it again never
-    touches them. ``sign_fraction`` of the reviews are signed, the rest left for the seniors.
+    touches them. ``sign_fraction`` of the reviews are signed, the rest left for the seniors;
+    the last ``leave_unrated`` items of each rater's order are left for the rater.
     ``progress(stage, done, total)`` is called as work goes. One transaction: all or nothing.
     """
     if not 0.0 <= fraction <= 1.0:
@@ -688,4 +711,5 @@ def simulate_trial(trial: Trial, *, seed: int, fraction: float = 1.0,
     by = by if by is not None else _coordinator_user(trial)
     with transaction.atomic():
         return _Simulation(trial, seed=seed, fraction=fraction, effects=effects or Effects(),
-                           by=by, sign_fraction=sign_fraction, progress=progress).run()
+                           by=by, sign_fraction=sign_fraction, progress=progress,
+                           leave_unrated=leave_unrated).run()

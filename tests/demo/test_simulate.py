@@ -172,3 +172,31 @@ def test_simulated_readings_are_flagged_from_their_simulated_time(demo) -> None:
     for r in submitted:
         assert r.flags == reading_flags(r), (r.pk, r.reading_time_s, r.flags)
     assert not any("short_reading" in r.flags for r in submitted if r.reading_time_s >= 10)
+
+
+def test_leave_unrated_leaves_the_last_items_of_each_rater_and_keeps_the_other_values(
+    demo,
+) -> None:
+    """The demo leaves each rater something to rate; the ratings it does submit are the ones
+    a run rating everything gives (the draws are made all the same)."""
+    trial = demo(6)
+    with pytest.raises(_Rollback), transaction.atomic():
+        simulate_trial(trial, seed=3, fraction=2 / 3)
+        everything = _rating_values(trial)
+        raise _Rollback
+    summary = simulate_trial(trial, seed=3, fraction=2 / 3, leave_unrated=2)
+    left = RaterItem.objects.filter(campaign__trial=trial, rating__isnull=True)
+    raters = set(RaterItem.objects.filter(campaign__trial=trial).values_list("rater", flat=True))
+    assert summary.items_left_unrated == left.count() == 2 * len(raters)
+    for rater in raters:
+        positions = sorted(RaterItem.objects.filter(campaign__trial=trial, rater=rater)
+                           .values_list("position", flat=True))
+        assert sorted(left.filter(rater=rater).values_list("position", flat=True)
+                      ) == positions[-2:]
+    kept = _rating_values(trial)
+    assert summary.ratings_submitted == len(kept) == len(everything) - left.count()
+
+    def unplaced(rows: list[tuple]) -> set[tuple]:  # positions follow database ids
+        return {row[:4] + row[5:] for row in rows}
+
+    assert unplaced(kept) <= unplaced(everything)

@@ -12,6 +12,8 @@ from demo.build import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_l
 from demo.console import bars, quiet_task_logs
 from trial.management.base import ServiceCommand
 
+LEFT_PER_RATER = 3  # rating items each demo rater still has to rate (the rater's guide)
+
 
 class Command(ServiceCommand):
     help = ("Create the demo trial: 3 sites, 6 randomised readers, 30 synthetic cases, assigned, "
@@ -75,7 +77,8 @@ class Command(ServiceCommand):
         progress, done = bars(self.stderr)
         try:
             summary = simulate_trial(Trial.objects.get(slug=DEMO_SLUG), seed=seed,
-                                     fraction=fraction, sign_fraction=0.9, progress=progress)
+                                     fraction=fraction, sign_fraction=0.9, progress=progress,
+                                     leave_unrated=LEFT_PER_RATER)
         finally:
             done()
         for line in summary.lines():
