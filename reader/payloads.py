@@ -105,10 +105,10 @@ def review_payload(review: Review) -> dict:
         "findings": review.findings,
         "impression": review.impression,
         "version": review.version,
-        "opened_at": review.opened_at,
+        # No clock, as for the readers: the review time and when it is counted from stay with
+        # the coordinator and the analysis.
         "signed_at": review.signed_at,
         "signature": signature_payload(review),
-        "review_time_s": review.review_time_s,
         "urls": {name: reverse(f"senior-review-{name}", args=[case.trial.slug, case.pk])
                  for name in ("open", "save", "sign")},
         "page": reverse("reader:review", args=[case.trial.slug, case.pk]),

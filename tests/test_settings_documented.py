@@ -4,6 +4,7 @@ it, every variable in it is read, documented and passed to the compose stack's c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -120,7 +121,5 @@ def test_production_settings_take_the_documented_defaults() -> None:
                    EMAIL_HOST="", SITE_URL="  ")  # empty: the defaults
     out = subprocess.run([sys.executable, "-c", code], env=environ, cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
-    import json
-
     assert json.loads(out) == [25, 30.0, "CXRTRIALS", True, 31536000,
                                ["localhost", "127.0.0.1", "[::1]"], "http://127.0.0.1:8000", 5]

@@ -23,7 +23,15 @@ from trial.models import Case, Membership, Role
 
 from ..models import Reading, Review
 from ..payloads import assignment_at, reading_payload, review_payload
-from ..reading import CLIENT_EVENTS, amend, autosave, open_reading, record_event, submit
+from ..reading import (
+    CLIENT_EVENTS,
+    Seat,
+    amend,
+    autosave,
+    open_reading,
+    record_event,
+    submit,
+)
 from ..review import open_review, review_items, reviewable_cases, save_review, sign
 from ..worklist import next_item, progress, worklist
 
@@ -180,7 +188,7 @@ class _OpenReadingMixin:
             raise Conflict("Open the case first.")
         return reading
 
-    def seat(self) -> tuple:
+    def seat(self) -> Seat:
         """(reader, position): heartbeats and autosaves update the reading in one statement
         without looking it up first (``reading`` only when that changed nothing)."""
         return self.reader(), self.kwargs["position"]

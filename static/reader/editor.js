@@ -315,7 +315,8 @@
         window.location.reload();
       } else {
         const data = response ? await response.json().catch(() => null) : null;
-        out.textContent = `Not saved: ${(data && data.detail) || "no connection"}.`;
+        const why = ((data && data.detail) || "no connection").replace(/[.\s]+$/, "");
+        out.textContent = `Not saved: ${why}.`;  // one full stop, whatever the detail ends with
       }
     });
   }

@@ -205,6 +205,9 @@ def test_senior_review_is_blind_to_arm_and_signs_off(world: ReadWorld) -> None:
                                          "password": PASSWORD}, format="json")
     assert signed.status_code == 200 and signed.json()["status"] == "signed"
     assert signed.json()["signature"]["meaning"] == "Final report approved"
+    for response in (opened, saved, signed, senior.get(url)):  # no clock, as for readers
+        for key in ("review_time_s", "opened_at", "review_time"):
+            assert key not in response.content.decode(), key
     review = Review.objects.get(case=case)
     assert review.edit_distance_scp == 0 and review.edit_distance_ai > 0
     assert review.started_from == "report1"
