@@ -107,25 +107,41 @@ def _step(page: Any, step: dict[str, Any], base: str) -> None:
 
 
 class Browser:
-    """Debian's Chromium; each shot in a fresh context signed in as its user (a shot may sign
-    out, or leave a dialog open)."""
+    """Debian's Chromium; each shot in a fresh context (a shot may leave a dialog open or a
+    form half filled), signed in as its user with that user's cookies from their first
+    sign-in (a password check per shot would be most of the run)."""
 
     def __init__(self, playwright: Any, base: str) -> None:
         self.base = base
         self.browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        self.states: dict[str, dict] = {}
 
     def signed_in(self, user: str) -> Any:
-        context = self.browser.new_context(viewport=VIEWPORT, locale="en-GB")
+        context = self.browser.new_context(viewport=VIEWPORT, locale="en-GB",
+                                           storage_state=self.states.get(user))
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
+        if user not in self.states:
+            self.sign_in(page, user)
+        return page
+
+    def sign_in(self, page: Any, user: str) -> None:
+        page.context.clear_cookies()
         page.goto(f"{self.base}/accounts/login/")
         page.fill("#id_username", user)
         page.fill("#id_password", PASSWORD)
         page.click("main button[type=submit]")
         page.wait_for_load_state()
-        return page
+        self.states[user] = page.context.storage_state()
+
+    def open(self, page: Any, user: str, url: str) -> None:
+        """``url``, signing in again if the session was ended (a shot that signed out)."""
+        page.goto(self.base + url)
+        if "/accounts/login/" in page.url and not url.startswith("/accounts/login/"):
+            self.sign_in(page, user)
+            page.goto(self.base + url)
 
     def close(self) -> None:
         self.browser.close()
@@ -137,7 +153,7 @@ def take(browser: Browser, shot: dict[str, Any], out: Path,
     the ``clip`` element). A failed shot leaves the screen as it was in ``failures``."""
     page = browser.signed_in(shot["user"])
     try:
-        page.goto(browser.base + shot["url"])
+        browser.open(page, shot["user"], shot["url"])
         for step in shot.get("steps") or []:
             _step(page, step, browser.base)
         target = out / shot["file"]
