@@ -49,8 +49,10 @@ def make_report(campaign: Campaign, case: Case, source: str, findings: str, impr
 
 
 def prospective_cases(campaign: Campaign):
-    """Cases with both readings submitted and a signed reference, not yet in the campaign."""
+    """Cases with both readings submitted and a signed reference, not yet in the campaign
+    (never a withdrawn case)."""
     return (Case.objects.filter(trial=campaign.trial, review__status=Review.Status.SIGNED)
+            .exclude(status=Case.Status.WITHDRAWN)
             .annotate(done=Count("assignments__reading", filter=Q(
                 assignments__reading__status=Reading.Status.SUBMITTED)))
             .filter(done=2).exclude(pk__in=campaign.items.values("case"))

@@ -11,7 +11,7 @@ from django.http import Http404
 from trial import audit
 from trial.errors import Conflict
 from trial.lifecycle import is_locked
-from trial.models import Membership
+from trial.models import Case, Membership
 
 from .models import Campaign, RaterItem
 
@@ -105,7 +105,10 @@ def rater_campaign(rater: Membership, trial, pk: int) -> Campaign:
 
 
 def rater_items(rater: Membership, campaign: Campaign):
+    """The rater's items in their order; an unrated item of a withdrawn case is gone (offered
+    to nobody any more), a rated one stays."""
     return (RaterItem.objects.filter(rater=rater, campaign=campaign)
+            .exclude(item__case__status=Case.Status.WITHDRAWN, rating__isnull=True)
             .select_related("rating").order_by("position"))
 
 

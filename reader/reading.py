@@ -55,6 +55,21 @@ class Locked(ReadingError):
     status = 409
 
 
+class Withdrawn(Locked):
+    """The case was withdrawn from the trial: nobody reads, submits or reviews it any more."""
+
+
+def withdrawn_message(case: Case) -> str:
+    when = f" on {case.withdrawn_at:%Y-%m-%d}" if case.withdrawn_at else ""
+    return (f"Case {case.case_id} was withdrawn from the trial{when}: it is no longer read, "
+            "and nothing more is recorded for it.")
+
+
+def check_not_withdrawn(case: Case) -> None:
+    if case.status == Case.Status.WITHDRAWN:
+        raise Withdrawn(withdrawn_message(case))
+
+
 class StaleVersion(ReadingError):
     """The save was based on an older version than the stored one (another tab saved since)."""
 
@@ -180,6 +195,7 @@ def _locked(reading: Reading) -> Reading:
         "assignment__case__trial", "draft").get(pk=reading.pk)
     if locked.case.trial.status == Trial.Status.LOCKED:
         raise Locked("The trial is locked.")
+    check_not_withdrawn(locked.case)
     return locked
 
 
@@ -198,6 +214,9 @@ def open_reading(assignment: Assignment, *, user: Any) -> Reading:
     with transaction.atomic():
         Assignment.objects.select_for_update().get(pk=assignment.pk)
         reading = Reading.objects.filter(assignment=assignment).first()
+        if reading is None or reading.status == Reading.Status.OPEN:
+            check_not_withdrawn(Case.objects.only("status", "case_id", "withdrawn_at")
+                                .get(pk=assignment.case_id))
         frozen = is_locked(assignment.case.trial_id)
         if reading is None and frozen:
             raise Locked("The trial is locked: no reading can start.")

@@ -21,7 +21,7 @@ from trial.lifecycle import is_locked
 from trial.models import Arm, Case, Membership, Signature, Trial
 
 from .models import Reading, Review
-from .reading import Locked, ReadingError, StaleVersion
+from .reading import Locked, ReadingError, StaleVersion, check_not_withdrawn
 from .texts import edit_distance, report_text
 
 # Sent when a sign-off commits (``review``, ``by``): the hook for sending the final report on
@@ -35,6 +35,8 @@ def reviewable_cases(senior: Membership) -> QuerySet[Case]:
         submitted=Count("assignments__reading",
                         filter=Q(assignments__reading__status=Reading.Status.SUBMITTED))
     ).filter(submitted=2).filter(Q(review__isnull=True) | Q(review__senior=senior))
+    # A withdrawn case is offered to nobody: only a final report signed before stays listed.
+    cases = cases.filter(~Q(status=Case.Status.WITHDRAWN) | Q(review__status=Review.Status.SIGNED))
     # Someone who read the case (a senior may also be a reader) would know the arms: not theirs.
     cases = cases.exclude(assignments__reader__user_id=senior.user_id)
     if senior.site_id:
@@ -86,6 +88,7 @@ def _locked(review: Review, version: int | None) -> Review:
 def _check_open(review: Review, version: int | None) -> None:
     if review.case.trial.status == Trial.Status.LOCKED:
         raise Locked("The trial is locked.")
+    check_not_withdrawn(review.case)
     if review.status != Review.Status.OPEN:
         raise Locked("The final report is signed.")
     if version is not None and version != review.version:

@@ -62,6 +62,9 @@ def case_page(request: HttpRequest, trial_slug: str, position: int) -> HttpRespo
     except reading.NotReady as exc:
         return render(request, "reader/not_ready.html",
                       {"trial": trial, "position": position, "why": str(exc)}, status=409)
+    except reading.Withdrawn as exc:
+        return render(request, "reader/withdrawn.html",
+                      {"trial": trial, "position": position, "why": str(exc)}, status=409)
     payload = reading_payload(assignment, opened)
     items = worklist(reader)
     upcoming = next(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drafting.queries import current_drafts
-from trial.models import Arm, Assignment, Membership
+from trial.models import Arm, Assignment, Case, Membership
 
 from .models import Reading
 from .reading import not_ready_reason
@@ -14,7 +14,7 @@ from .reading import not_ready_reason
 @dataclass(frozen=True)
 class WorklistEntry:
     assignment: Assignment
-    state: str  # "submitted", "open", "new", "waiting"
+    state: str  # "submitted", "open", "new", "waiting", "withdrawn"
     why_waiting: str = ""
 
     @property
@@ -35,9 +35,14 @@ def worklist(reader: Membership) -> list[WorklistEntry]:
     items = []
     for assignment in assignments:
         reading = readings.get(assignment.pk)
+        if reading is not None and reading.status == Reading.Status.SUBMITTED:
+            items.append(WorklistEntry(assignment, "submitted"))
+            continue
+        if assignment.case.status == Case.Status.WITHDRAWN:  # offered to nobody any more
+            items.append(WorklistEntry(assignment, "withdrawn"))
+            continue
         if reading is not None:
-            state = "submitted" if reading.status == Reading.Status.SUBMITTED else "open"
-            items.append(WorklistEntry(assignment, state))
+            items.append(WorklistEntry(assignment, "open"))
             continue
         why = (not_ready_reason(drafts.get(assignment.case_id))
                if assignment.case_id in held_back else None) or ""
@@ -46,8 +51,9 @@ def worklist(reader: Membership) -> list[WorklistEntry]:
 
 
 def progress(items: list[WorklistEntry]) -> tuple[int, int]:
-    """(submitted, total)."""
-    return sum(i.state == "submitted" for i in items), len(items)
+    """(submitted, total); a withdrawn case left unread is not counted."""
+    return (sum(i.state == "submitted" for i in items),
+            sum(i.state != "withdrawn" for i in items))
 
 
 def next_item(items: list[WorklistEntry]) -> WorklistEntry | None:

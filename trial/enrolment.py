@@ -190,3 +190,22 @@ def exclude(case: Case, *, reason: str, by) -> Case:
         locked = _locked(case, Case.Status.SCREENED)
         _exclude(locked, reason, by)
     return _sync(case, locked, "status", "exclusion_reason")
+
+
+def withdraw(case: Case, *, reason: str, by) -> Case:
+    """ENROLLED -> WITHDRAWN (final): the patient withdrew consent, or the case should never
+    have been enrolled. The reason is required (CONSORT counts it). From then on nobody is
+    offered the case: no reading starts or is submitted, no senior review, no rating item;
+    what was recorded before stays, and the analysis leaves the case out."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise EnrolmentError(f"a reason is required to withdraw case {case}; got none")
+    with transaction.atomic():
+        locked = _locked(case, Case.Status.ENROLLED)
+        locked.status, locked.withdrawn_at = Case.Status.WITHDRAWN, timezone.now()
+        locked.withdrawal_reason = reason
+        locked.save(update_fields=["status", "withdrawn_at", "withdrawal_reason"])
+        _record("case.withdrawn", locked, by, {"status": Case.Status.ENROLLED},
+                {"status": locked.status, "withdrawn_at": locked.withdrawn_at.isoformat(),
+                 "withdrawal_reason": reason})
+    return _sync(case, locked, "status", "withdrawn_at", "withdrawal_reason")

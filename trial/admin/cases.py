@@ -259,6 +259,7 @@ class CaseAdmin(TrialScopedAdmin):
             path("<int:pk>/consent/", wrap(self.consent_view), name="trial_case_consent"),
             path("<int:pk>/enrol/", wrap(self.enrol_view), name="trial_case_enrol"),
             path("<int:pk>/assign/", wrap(self.assign_view), name="trial_case_assign"),
+            path("<int:pk>/withdraw/", wrap(self.withdraw_view), name="trial_case_withdraw"),
         ]
         return [*steps, *super().get_urls()]
 
@@ -325,10 +326,14 @@ class CaseAdmin(TrialScopedAdmin):
         if case.status == Case.Status.EXCLUDED:
             note = f"Excluded: {case.exclusion_reason} (counted in the CONSORT flow)."
         elif case.status == Case.Status.WITHDRAWN:
-            note = "Withdrawn."
+            note = (f"Withdrawn on {_when(case.withdrawn_at)}: {case.withdrawal_reason} "
+                    "Offered to nobody since; the analysis leaves it out (counted in the "
+                    "CONSORT flow).") if case.withdrawn_at else "Withdrawn."
         elif not can_act:
             note = "The trial is locked: its records are read-only, so no step can be taken."
-        return {"steps": [screen, consent, enrol, assign], "note": note}
+        withdraw = (url("withdraw") if can_act and case.status == Case.Status.ENROLLED
+                    else "")
+        return {"steps": [screen, consent, enrol, assign], "note": note, "withdraw": withdraw}
 
     def _assign_step(self, case: Case, can_act: bool, url: str,
                      step: Callable[..., dict]) -> dict:
@@ -440,6 +445,18 @@ class CaseAdmin(TrialScopedAdmin):
                                   level=messages.INFO)
 
         return self._step(request, pk, "assign the case", run)
+
+    def withdraw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Withdraw an enrolled case (``enrolment.withdraw``): final, with its reason."""
+        def run(case: Case) -> None:
+            done, case = call_service(self, request, enrolment.withdraw, case,
+                                      reason=request.POST.get("reason", ""), by=request.user)
+            if done:
+                self.message_user(request, f"{case}: withdrawn ({case.withdrawal_reason}). It "
+                                           "is offered to nobody from now on.",
+                                  level=messages.SUCCESS)
+
+        return self._step(request, pk, "withdraw the case", run)
 
     @staticmethod
     def _readers_text(case: Case, rows: list[Assignment]) -> str:

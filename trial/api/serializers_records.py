@@ -33,12 +33,12 @@ class CaseSerializer(TrialScopedSerializer):
         fields = (
             "id", "case_id", "site", "age", "sex", "chief_complaint", "history", "lab_results",
             "prior_imaging", "status", "eligibility_answers", "exclusion_reason",
-            "consent_recorded_by", "consent_recorded_at", "enrolled_at", "study_uid",
-            "image_count", "created_at",
+            "consent_recorded_by", "consent_recorded_at", "enrolled_at", "withdrawn_at",
+            "withdrawal_reason", "study_uid", "image_count", "created_at",
         )
         read_only_fields = (
             "status", "eligibility_answers", "exclusion_reason", "consent_recorded_at",
-            "enrolled_at", "study_uid", "created_at",
+            "enrolled_at", "withdrawn_at", "withdrawal_reason", "study_uid", "created_at",
         )
 
     def validate_case_id(self, case_id: str) -> str:

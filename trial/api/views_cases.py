@@ -33,6 +33,9 @@ from .serializers_records import (
     consent=extend_schema(request=None, responses=CaseSerializer),
     enrol=extend_schema(request=None, responses=CaseSerializer),
     exclude=extend_schema(request=ExcludeSerializer, responses=CaseSerializer),
+    withdraw=extend_schema(request=ExcludeSerializer, responses=CaseSerializer,
+                           description="Withdraw an enrolled case (final, with its reason): "
+                                       "from then on it is offered to nobody."),
 )
 class CaseViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):
     """Coordinators manage cases; statisticians read them. Status changes only via actions."""
@@ -82,6 +85,14 @@ class CaseViewSet(AuditedWritesMixin, TrialScopedMixin, viewsets.ModelViewSet):
         payload.is_valid(raise_exception=True)
         case = enrolment.exclude(self.get_object(), reason=payload.validated_data["reason"],
                                  by=request.user)
+        return self._done(case)
+
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, trial_slug: str, pk: int) -> Response:
+        payload = ExcludeSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        case = enrolment.withdraw(self.get_object(), reason=payload.validated_data["reason"],
+                                  by=request.user)
         return self._done(case)
 
 

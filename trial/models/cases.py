@@ -46,6 +46,10 @@ class Case(models.Model):
     )
     consent_recorded_at = models.DateTimeField(null=True, blank=True)
     enrolled_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawal_reason = models.TextField(blank=True, max_length=SHORT_TEXT_MAX,
+                                         validators=[multiline],
+                                         help_text="Why an enrolled case left the trial.")
     study_key = models.CharField(
         max_length=64, blank=True, help_text="Salted hash of the source study UID (grouping)."
     )
