@@ -197,8 +197,10 @@ VARIABLES: tuple[Variable, ...] = (
         "a superuser lifts it at once (audited)."),
     Variable("AXES_PROXY_COUNT", "integer", "0", SECURITY,
         "Reverse proxies in front of the web server (`1` behind the compose stack's nginx): "
-        "the client's address is then read from `X-Forwarded-For`, so lockouts by address hit "
-        "the client, not the proxy."),
+        "the client's address for sign-in lockouts is then the N-th address from the right of "
+        "`X-Forwarded-For` (what the proxies appended; the client can forge what is further "
+        "left), so a lockout by address hits the client, not the proxy. `0`: the connection's "
+        "address."),
     Variable("TWO_FACTOR_FAILURE_LIMIT", "integer", "5", SECURITY,
         "Wrong two-factor codes in a row after which codes are refused for a while."),
     Variable("TWO_FACTOR_LOCK_MINUTES", "number", "15", SECURITY,

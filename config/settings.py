@@ -105,10 +105,10 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner in every process's log
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind the reverse proxy the client's address is in X-Forwarded-For: count the proxies.
-AXES_IPWARE_PROXY_COUNT = env.integer("AXES_PROXY_COUNT") or None
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+# Behind the reverse proxy the client's address is in X-Forwarded-For: count the proxies
+# (accounts/client_ip.py reads the N-th address from the right).
+AXES_PROXY_COUNT = env.integer("AXES_PROXY_COUNT")
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 
 # Two-factor sign-in (accounts/): required for superusers, coordinators and statisticians, and
 # for everyone in a trial that asks for it; the demo's accounts are exempt in DEMO_MODE only.

@@ -67,3 +67,43 @@ def test_a_coordinator_unlocks_a_member_and_it_is_audited() -> None:
     assert event.actor == coordinator and event.trial == trial
     sign_in(client, SITE, "reader.three", PASSWORD)
     assert signed_in(client)
+
+
+def test_behind_the_proxy_a_lockout_by_address_hits_the_client_not_the_proxy(settings) -> None:
+    """With AXES_PROXY_COUNT=1 (the compose stack's nginx) every request comes from nginx's
+    address: the client's is the last one of X-Forwarded-For (nginx appends it); what the
+    client put further left is ignored."""
+    settings.AXES_PROXY_COUNT = 1
+    victim = UserFactory(username="senior.four")
+    via_proxy = {"REMOTE_ADDR": "172.18.0.5"}
+    guesser = Client(**via_proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(guesser, SITE, f"guess{n}", "wrong-password-x")
+    assert sign_in(guesser, SITE, victim.username, PASSWORD).status_code == 429
+    # A forged left-most address does not get the guesser out of the lock...
+    forged = Client(**via_proxy, HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.7")
+    assert sign_in(forged, SITE, victim.username, PASSWORD).status_code == 429
+    # ...and another client behind the same proxy signs in.
+    colleague = Client(**via_proxy, HTTP_X_FORWARDED_FOR="198.51.100.8")
+    sign_in(colleague, SITE, victim.username, PASSWORD)
+    assert signed_in(colleague)
+
+
+@pytest.mark.parametrize(("count", "remote", "forwarded", "expected"), [
+    (0, "10.0.0.1", "198.51.100.7", "10.0.0.1"),  # no proxy: the header is the client's
+    (1, "10.0.0.1", "198.51.100.7", "198.51.100.7"),
+    (1, "10.0.0.1", "1.2.3.4, 198.51.100.7", "198.51.100.7"),
+    (2, "10.0.0.1", "1.2.3.4, 198.51.100.7, 10.0.0.2", "198.51.100.7"),
+    (2, "10.0.0.1", "198.51.100.7", "10.0.0.1"),  # fewer than the proxies: not through them
+    (1, "10.0.0.1", "not-an-address", "10.0.0.1"),
+    (1, "10.0.0.1", "", "10.0.0.1"),
+])
+def test_the_client_address_is_the_nth_from_the_right(settings, count, remote, forwarded,
+                                                       expected) -> None:
+    from django.test import RequestFactory
+
+    from accounts.client_ip import client_ip
+
+    settings.AXES_PROXY_COUNT = count
+    request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
