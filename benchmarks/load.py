@@ -292,7 +292,7 @@ class LocalTarget:
 
     def seed(self, options: list[str]) -> dict:
         accounts = self.out / "accounts.json"
-        result = self.manage(["seed_load", *options, "--out", str(accounts)])
+        result = self.manage(["seed_load", *options, "--throwaway", "--out", str(accounts)])
         (self.out / "seed.log").write_text(result.stderr)
         return json.loads(accounts.read_text())
 
@@ -417,7 +417,8 @@ class ComposeTarget:
         return result
 
     def seed(self, options: list[str]) -> dict:
-        result = self.exec("web", ["python", "manage.py", "seed_load", *options])
+        result = self.exec("web", ["python", "manage.py", "seed_load", *options,
+                                    "--throwaway"])
         (self.out / "seed.log").write_text(result.stderr)
         (self.out / "accounts.json").write_text(result.stdout)
         return json.loads(result.stdout)

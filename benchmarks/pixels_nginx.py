@@ -208,7 +208,7 @@ def throwaway_stack(rows: int, columns: int, keep: bool) -> Iterator[tuple[str, 
             stack.compose("build", timeout=3600)
             stack.compose("up", "-d", timeout=900)
             stack.wait_ready(timeout=300)
-            stack.exec("web", "python", "manage.py", "seed_demo", timeout=900)
+            stack.exec("web", "python", "manage.py", "seed_demo", "--throwaway", timeout=900)
             import_radiograph(stack, Path(tmp), rows, columns)
             yield project, stack.base_url
         finally:

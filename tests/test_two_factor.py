@@ -363,7 +363,8 @@ def test_demo_accounts_are_exempt_only_in_demo_mode(settings) -> None:
 
 
 def test_seed_demo_flags_its_accounts() -> None:
-    call_command("seed_demo", cases=1, excluded=0, simulate=False, stdout=io.StringIO())
+    call_command("seed_demo", cases=1, excluded=0, simulate=False, throwaway=True,
+                 stdout=io.StringIO())
     group = Group.objects.get(name=policy.DEMO_GROUP)
     people = Membership.objects.filter(trial__slug="demo").values_list("user", flat=True)
     assert set(people) == set(group.user_set.values_list("pk", flat=True))

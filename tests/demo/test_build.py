@@ -13,7 +13,8 @@ from trial.models import Assignment, Case, Image, Membership, Role, Trial
 def demo(db) -> Trial:
     # No simulation: these tests are about the trial built (tests/test_demo_command.py
     # covers the simulation).
-    call_command("seed_demo", cases=12, excluded=2, simulate=False, stdout=io.StringIO())
+    call_command("seed_demo", cases=12, excluded=2, simulate=False, throwaway=True,
+                 stdout=io.StringIO())
     return Trial.objects.get(slug="demo")
 
 
@@ -48,7 +49,19 @@ def test_demo_cases_are_synthetic_enrolled_and_assigned_once_per_arm(demo: Trial
 
 def test_seed_demo_refuses_a_second_run_and_keeps_it_with_if_missing(demo: Trial) -> None:
     with pytest.raises(CommandError, match="exists already"):
-        call_command("seed_demo", stdout=io.StringIO())
-    call_command("seed_demo", if_missing=True, stdout=io.StringIO())
+        call_command("seed_demo", throwaway=True, stdout=io.StringIO())
+    call_command("seed_demo", if_missing=True, throwaway=True, stdout=io.StringIO())
     assert Trial.objects.filter(slug="demo").count() == 1
     assert Case.objects.filter(trial=demo).count() == 14
+
+
+@pytest.mark.parametrize(("command", "args"), [
+    ("seed_demo", []), ("seed_load", ["--slug", "x"]), ("simulate_trial", ["--trial", "demo"])])
+def test_the_demo_commands_refuse_a_site_without_demo_mode(db, settings, command: str,
+                                                          args: list[str]) -> None:
+    """They make accounts with a known password (a coordinator among them) or simulated data:
+    only with DEMO_MODE, or told --throwaway (a test or a benchmark stack)."""
+    settings.DEMO_MODE = False
+    with pytest.raises(CommandError, match="never on a trial's site"):
+        call_command(command, *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Trial.objects.exists()

@@ -76,7 +76,8 @@ def test_demo_runs_on_sqlite_and_serves_the_login_page(tmp_path: Path) -> None:
 def test_seed_demo_simulates_part_of_the_trial_unless_told_not_to(options: list[str],
                                                                   simulated: int) -> None:
     out = io.StringIO()
-    call_command("seed_demo", "--cases", "6", "--excluded", "0", *options, stdout=out)
+    call_command("seed_demo", "--cases", "6", "--excluded", "0", "--throwaway", *options,
+                 stdout=out)
     readings = Reading.objects.filter(assignment__case__trial__slug="demo")
     assert readings.filter(status=Reading.Status.SUBMITTED).count() == 2 * simulated
     assert readings.count() == 2 * simulated  # nothing left open

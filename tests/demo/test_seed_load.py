@@ -27,7 +27,8 @@ def load(db, tmp_path) -> dict:
     out = tmp_path / "accounts.json"
     call_command("seed_load", slug="load-t", readers=4, seniors=2, raters=4, coordinators=1,
                  cases_per_reader=3, reviews_per_senior=2, items_per_rater=5, images=2,
-                 image_size=(96, 96), password=PASSWORD, out=str(out), stderr=io.StringIO())
+                 image_size=(96, 96), password=PASSWORD, out=str(out), throwaway=True,
+                 stderr=io.StringIO())
     return json.loads(out.read_text())
 
 
@@ -90,7 +91,7 @@ def test_accounts_sign_in_with_the_password_and_coordinators_with_their_key(
 
 def test_a_second_build_needs_another_slug(load: dict) -> None:
     with pytest.raises(CommandError, match="exists already"):
-        call_command("seed_load", slug="load-t", stderr=io.StringIO())
+        call_command("seed_load", slug="load-t", throwaway=True, stderr=io.StringIO())
 
 
 def test_the_check_compares_the_stored_text_with_the_last_save(load: dict, tmp_path) -> None:

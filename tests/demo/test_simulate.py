@@ -152,10 +152,11 @@ def test_raw_data_carry_the_simulated_effects(demo) -> None:
 
 def test_command_prints_the_summary_and_refuses_to_redo_cases(demo, capsys) -> None:
     demo(3)
-    call_command("simulate_trial", "--trial", DEMO_SLUG, "--seed", "1", "--fraction", "1")
+    call_command("simulate_trial", "--trial", DEMO_SLUG, "--seed", "1", "--fraction", "1",
+                 "--throwaway")
     out = capsys.readouterr().out
     assert "simulated 3" in out and "Truth:" in out
-    call_command("simulate_trial", "--trial", DEMO_SLUG, "--seed", "1")
+    call_command("simulate_trial", "--trial", DEMO_SLUG, "--seed", "1", "--throwaway")
     out = capsys.readouterr().out
     assert "already read" in out and "Nothing to simulate" in out
 

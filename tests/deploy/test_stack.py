@@ -457,7 +457,8 @@ def test_superuser_signs_in_through_nginx(stack: Stack) -> None:
 
 def test_seed_demo_in_the_web_container(stack: Stack) -> None:
     with Timed("seed_demo"):
-        out = stack.exec("web", "python", "manage.py", "seed_demo", timeout=900)
+        out = stack.exec("web", "python", "manage.py", "seed_demo", "--throwaway",
+                         timeout=900)
     assert "Demo trial created." in out, out
     assert re.search(r"^\s+reader1\s+Reader\s+H1", out, re.M), out
     # The demo's drafts (the demo backend) were made by the worker container, not in-process.

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from demo.build import DEMO_PASSWORD, DEMO_SLUG, build_demo, demo_exists, demo_logins
 from demo.console import bars, quiet_task_logs
+from demo.guard import add_throwaway, refuse_outside_demo
 from trial.management.base import ServiceCommand
 
 LEFT_PER_RATER = 3  # rating items each demo rater still has to rate (the rater's guide)
@@ -20,6 +21,7 @@ class Command(ServiceCommand):
             "two thirds of them read by simulation, about 90% of those signed and rated.")
 
     def add_arguments(self, parser: CommandParser) -> None:
+        add_throwaway(parser)
         parser.add_argument("--cases", type=int, default=30, help="Enrolled cases (default 30).")
         parser.add_argument(
             "--excluded", type=int, default=2, help="Extra screened cases excluded (default 2)."
@@ -41,6 +43,8 @@ class Command(ServiceCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        refuse_outside_demo("seed_demo", options,
+                            what="makes accounts with a known password, a coordinator among them")
         # Progress bars and a summary: no log line per AI draft made in-process.
         with quiet_task_logs():
             self._handle(options)

@@ -54,6 +54,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.devices import AUTHENTICATOR
 from demo.cases import demo_records
+from demo.guard import add_throwaway, refuse_outside_demo
 from demo.reports import edit_draft, scp_report
 from drafting.backends import write_report
 from drafting.models import Draft, ModelEndpoint
@@ -89,6 +90,7 @@ class Command(ServiceCommand):
             "texts with what a load test last saved.")
 
     def add_arguments(self, parser: CommandParser) -> None:
+        add_throwaway(parser)
         parser.add_argument("--check", metavar="FILE",
                             help="Check the stored texts against FILE (JSON; - for stdin).")
         parser.add_argument("--slug", help="The trial's slug (default: load-<time>).")
@@ -121,6 +123,8 @@ class Command(ServiceCommand):
         if options["check"]:
             self._check(options["check"])
             return
+        refuse_outside_demo("seed_load", options,
+                            what="makes accounts with known passwords, coordinators among them")
         scale = options["scale"]
         if scale < 1:
             raise CommandError("--scale must be at least 1.")

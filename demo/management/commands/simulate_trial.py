@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError, CommandParser
 
 from demo.console import bars, quiet_task_logs
+from demo.guard import add_throwaway, refuse_outside_demo
 from demo.simulate import simulate_trial
 from trial.management.base import ServiceCommand
 from trial.models import Trial
@@ -19,6 +20,7 @@ class Command(ServiceCommand):
             "from a known generating model (through the real services; times from the model).")
 
     def add_arguments(self, parser: CommandParser) -> None:
+        add_throwaway(parser)
         parser.add_argument("--trial", required=True, help="The trial's slug.")
         parser.add_argument("--seed", type=int, default=2025, help="Seed (default 2025).")
         parser.add_argument("--fraction", type=float, default=1.0,
@@ -27,6 +29,8 @@ class Command(ServiceCommand):
                             help="Share of the simulated cases whose review is signed.")
 
     def handle(self, *args: object, **options: object) -> None:
+        refuse_outside_demo("simulate_trial", options,
+                            what="writes simulated readings, reviews and ratings into a trial")
         trial = Trial.objects.filter(slug=options["trial"]).first()
         if trial is None:
             raise CommandError(f"No trial with slug {options['trial']!r}.")
