@@ -57,7 +57,8 @@ VARIABLES: tuple[Variable, ...] = (
         "Django's secret key. **Required** unless `DEMO_MODE` or `DEBUG` is on (or under "
         "pytest); without it the settings refuse to load."),
     Variable("DATA_DIR", "path", None, CORE,
-        "Where the embedded defaults live: the SQLite database, `media/`, `static/`.",
+        "Where the embedded defaults live: the SQLite database, `media/`, `static/`, `spool/` "
+        "(the DICOM listener's).",
         shown="`<repo>/data`"),
     Variable("MEDIA_ROOT", "path", None, CORE,
         "Uploaded and imported files (the de-identified DICOM images). Must be shared by the "
@@ -112,7 +113,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DRAFT_SWEEP_SECONDS", "number", "300", WORKERS,
         "How often `celery beat` runs the sweep of AI drafts: drafts never sent, not picked "
         "up within 15 minutes, enrolled cases without a draft of the active endpoint, and "
-        "(like the takeover check) running drafts whose lease ran out."),
+        "(like the takeover check) running drafts whose lease ran out. The same period "
+        "drives the sweeps of final reports due to sites' PACS and of the LLM labeller's and "
+        "judge's jobs never sent or lost."),
     Variable("DRAFT_SEND_TIMEOUT_S", "number", "1", WORKERS,
         "Longest wait for Redis when a draft's task is sent (enrolment, \"Queue missing "
         "drafts\", retry, the sweep). A broker that refuses connections fails at once; one "
@@ -130,15 +133,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EMAIL_HOST", "text", "localhost", MAIL,
         "The SMTP server for invitations, password resets and notifications."),
     Variable("EMAIL_PORT", "integer", "25", MAIL,
-        "The SMTP server for invitations, password resets and notifications."),
+        "The SMTP server's port (25; 587 with `EMAIL_USE_TLS`, 465 with `EMAIL_USE_SSL`)."),
     Variable("EMAIL_HOST_USER", "text", "", MAIL,
         "SMTP credentials, when the server asks for them."),
     Variable("EMAIL_HOST_PASSWORD", "text", "", MAIL,
         "SMTP credentials, when the server asks for them."),
     Variable("EMAIL_USE_TLS", "flag", "0", MAIL,
-        "STARTTLS (usually port 587) or implicit TLS (usually port 465)."),
+        "STARTTLS after connecting (usually port 587). Not together with `EMAIL_USE_SSL`."),
     Variable("EMAIL_USE_SSL", "flag", "0", MAIL,
-        "STARTTLS (usually port 587) or implicit TLS (usually port 465)."),
+        "Implicit TLS from the start (usually port 465). Not together with `EMAIL_USE_TLS`."),
     Variable("DEFAULT_FROM_EMAIL", "text", "cxr-trials@localhost", MAIL,
         "The sender of the platform's e-mails."),
     Variable("NOTIFY_SECONDS", "number", "3600", MAIL,
@@ -235,9 +238,9 @@ VARIABLES: tuple[Variable, ...] = (
     # --- Report metrics ---
     Variable("METRICS_BERTSCORE_MODEL", "text", "", METRICS,
         "A local Hugging Face model folder (config, weights, tokenizer) for BERTScore, "
-        "computed with the `bert-score` package on the CPU (`pip install '.[model- "
-        "metrics]'`). Never downloaded by the platform; while unset, the metrics say \"not "
-        "computed\" for BERTScore."),
+        "computed with the `bert-score` package on the CPU "
+        "(`pip install '.[model-metrics]'`). Never downloaded by the platform; while unset, "
+        "the metrics say \"not computed\" for BERTScore."),
     Variable("METRICS_BERTSCORE_LAYER", "text", "", METRICS,
         "The layer whose embeddings BERTScore compares.",
         shown="the model's last layer"),
