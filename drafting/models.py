@@ -18,6 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from trial.errors import Invalid
+from trial.fields import ServerURLField
 from trial.models import Case, Trial
 from trial.secrets import check_env_name
 from trial.validators import single_line
@@ -109,7 +110,7 @@ class ModelEndpoint(models.Model):
         default=True, help_text="The endpoint that makes the trial's drafts (one per trial)."
     )
     backend = models.CharField(max_length=10, choices=Backend.choices, default=Backend.OPENAI)
-    base_url = models.URLField(
+    base_url = ServerURLField(
         max_length=300, blank=True,
         help_text="Up to /v1, e.g. http://gpu-host:8000/v1 (the server adds /chat/completions).",
     )

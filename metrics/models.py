@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from trial.fields import ServerURLField
 from trial.models import Case, Trial
 from trial.secrets import check_env_name
 from trial.validators import single_line
@@ -37,7 +38,7 @@ class ChatTool(models.Model):
     """
 
     name = models.CharField(max_length=100, validators=[single_line])
-    base_url = models.URLField(
+    base_url = ServerURLField(
         max_length=300, blank=True,
         help_text="Up to /v1, e.g. http://llm-host:8000/v1 (the server adds /chat/completions).")
     model_name = models.CharField(max_length=200, blank=True, validators=[single_line])

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from trial.fields import ServerURLField
 from trial.models import Site
 from trial.secrets import check_env_name
 from trial.validators import single_line
@@ -126,7 +127,7 @@ class RemoteNode(models.Model):
     port = models.PositiveIntegerField(null=True, blank=True,
                                        validators=[MinValueValidator(1),
                                                    MaxValueValidator(65535)])
-    base_url = models.URLField(max_length=300, blank=True,
+    base_url = ServerURLField(max_length=300, blank=True,
                                help_text="DICOMweb: the service's root, e.g. "
                                          "http://pacs:8042/dicom-web")
     auth_env = models.CharField(

@@ -61,3 +61,50 @@ def modality_list(value: object) -> None:
         raise ValidationError(f"Not DICOM modality codes: {bad!r}; e.g. CR, DX.")
     if len(value) > 20 or len(set(value)) != len(value):
         raise ValidationError("Name each modality once (at most 20).")
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?$")
+
+
+@deconstructible
+class ServerURL:
+    """An http(s) address of a server the platform calls (a model server, a PACS's DICOMweb):
+    any host name, one label too (``model``, ``gpu-host``: Docker's and a hospital network's
+    names, which Django's URLValidator refuses), an IPv4 or ``[IPv6]`` address, a port and a
+    path; no user or password in it (keys live in environment variables), no query."""
+
+    def __call__(self, value: str) -> None:
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        problem = _hidden(value, multiline=False)
+        if problem or any(c.isspace() for c in value):
+            raise ValidationError("An address has no spaces or control characters.")
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValidationError("Not an address: check the host and port.") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValidationError("Start with http:// or https:// (e.g. http://gpu-host:8000/v1).")
+        if parts.username or parts.password:
+            raise ValidationError("No user or password in the address: the key goes in an "
+                                  "environment variable.")
+        if parts.query or parts.fragment:
+            raise ValidationError("No ? or # part: the address of the server only.")
+        host = parts.hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST_NAME.match(host) or host.replace(".", "").isdigit():
+                raise ValidationError(f"{host or 'The host'!r} is not a host name or an IP "
+                                      "address.") from None
+        if port == 0:
+            raise ValidationError("Port 0 is not a port.")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServerURL)
+
+
+server_url = ServerURL()
