@@ -68,7 +68,7 @@ class InviteForm(forms.Form):
     first_name = forms.CharField(max_length=150, required=False,
                                  help_text="Used for a new account only.")
     last_name = forms.CharField(max_length=150, required=False)
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(choices=[("", "---------"), *Role.choices])  # chosen, never assumed
     site = forms.ModelChoiceField(
         queryset=Site.objects.none(), required=False,
         help_text="A site of the chosen trial; readers need one, seniors without one review "

@@ -82,6 +82,9 @@ def screen(case: Case, *, answers: dict[str, bool], by) -> Case:
     with transaction.atomic():
         locked = _locked(case, Case.Status.SCREENED)
         known = {c.code for c in _criteria(locked.trial)}
+        if not known:
+            raise EnrolmentError(f"trial {locked.trial.slug!r} has no eligibility criteria: add "
+                                 "them on the trial's page before screening")
         unknown = sorted(set(answers) - known)
         if unknown:
             raise EnrolmentError(f"unknown criterion code(s) {unknown}; expected some of "

@@ -268,3 +268,12 @@ def test_the_memberships_list_has_the_invite_button(world) -> None:
     assert "Invite a person" in people_page.content.decode()
     prefilled = world.client(world.coord_a).get(f"{INVITE}?trial={world.a.pk}")
     assert f'<option value="{world.a.pk}" selected>' in prefilled.content.decode()
+
+
+def test_the_invite_forms_role_is_chosen_never_assumed(db) -> None:
+    from accounts.forms import InviteForm
+    from tests.support.factories import UserFactory
+
+    form = InviteForm(user=UserFactory())
+    assert form.fields["role"].choices[0] == ("", "---------")
+    assert 'value="" selected' in str(form["role"])

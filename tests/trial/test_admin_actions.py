@@ -218,3 +218,10 @@ def test_a_reader_added_late_shows_no_arm_until_allocated(world: World) -> None:
         reverse("admin:trial_membership_changelist")).content.decode()
     assert "late-reader" in html and html.count('data-arm="') == 1
     assert late.arm is None
+
+
+def test_a_locked_trials_page_shows_no_tool_that_would_only_be_refused(world: World) -> None:
+    url = reverse("admin:trial_trial_change", args=[world.trial.pk])
+    assert 'class="object-tool"' in world.client("coordinator").get(url).content.decode()
+    Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.LOCKED)
+    assert 'class="object-tool"' not in world.client("coordinator").get(url).content.decode()

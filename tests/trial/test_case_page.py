@@ -246,7 +246,7 @@ def test_the_steps_come_in_the_protocols_order_each_when_it_applies(flow: Flow) 
     assert actions(case)[-1] == "case.enrolled"
     assert not Assignment.objects.filter(case=case).exists()
     html = page_of(client, case)
-    assert forms_on(html) == ["assign"]
+    assert forms_on(html) == ["assign", "withdraw"]  # withdrawing: any enrolled case
 
     response = client.post(step_url("assign", case), {"confirm": "on"}, follow=True)
     assert messages_of(response)[0][0] == "success"
@@ -254,7 +254,7 @@ def test_the_steps_come_in_the_protocols_order_each_when_it_applies(flow: Flow) 
         Arm.values)
     assert actions(case)[-2:] == ["case.assigned", "case.assigned"]
     html = page_of(client, case)
-    assert forms_on(html) == []
+    assert forms_on(html) == ["withdraw"]
     assert html.count('data-state="done">') == 4
 
 
@@ -493,3 +493,11 @@ def test_a_trial_can_assign_each_case_on_enrolment(db, tmp_path,
     case.refresh_from_db()
     assert case.status == Case.Status.ENROLLED and not case.assignments.exists()
     assert "case.assignment_deferred" in actions(case)
+
+
+def test_the_screening_page_of_an_enrolled_case_goes_back_to_the_case(flow: Flow) -> None:
+    client, case = flow.client(), flow.case
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.ENROLLED)
+    response = client.get(step_url("screen", case))
+    assert response.status_code == 302
+    assert response.url == reverse("admin:trial_case_change", args=[case.pk])

@@ -165,3 +165,13 @@ def test_consent_is_recorded_once_with_who_and_when(trial, user) -> None:
     with pytest.raises(EnrolmentError, match="already recorded"):
         enrolment.record_consent(case, by=user)
     assert AuditEvent.objects.filter(action="case.consent_recorded").count() == 1
+
+
+def test_a_trial_without_criteria_cannot_screen_and_says_so(db) -> None:
+    from tests.support.factories import CaseFactory, SiteFactory, TrialFactory, UserFactory
+    from trial.enrolment import EnrolmentError, screen
+
+    site = SiteFactory(trial=TrialFactory())
+    case = CaseFactory(trial=site.trial, site=site)
+    with pytest.raises(EnrolmentError, match="has no eligibility criteria: add them"):
+        screen(case, answers={}, by=UserFactory())

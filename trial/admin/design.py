@@ -261,7 +261,9 @@ class TrialAdmin(ToolsMixin, TrialScopedAdmin):
 
     def render_change_form(self, request: HttpRequest, context: dict, *args, **kwargs):
         obj = context.get("original")
-        if obj is not None and may_coordinate(request, obj.pk):
+        # A locked trial's records are read-only: no button that would only answer 403.
+        if (obj is not None and may_coordinate(request, obj.pk)
+                and obj.status != Trial.Status.LOCKED):
             context["object_tools"] = self.tool_buttons(obj)
             context["import_list_url"] = reverse("admin:trial_trial_import_list", args=[obj.pk])
             if hasattr(obj, "randomization") and obj.status != Trial.Status.LOCKED:
