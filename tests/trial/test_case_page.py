@@ -494,10 +494,3 @@ def test_a_trial_can_assign_each_case_on_enrolment(db, tmp_path,
     assert case.status == Case.Status.ENROLLED and not case.assignments.exists()
     assert "case.assignment_deferred" in actions(case)
 
-
-def test_the_screening_page_of_an_enrolled_case_goes_back_to_the_case(flow: Flow) -> None:
-    client, case = flow.client(), flow.case
-    Case.objects.filter(pk=case.pk).update(status=Case.Status.ENROLLED)
-    response = client.get(step_url("screen", case))
-    assert response.status_code == 302
-    assert response.url == reverse("admin:trial_case_change", args=[case.pk])

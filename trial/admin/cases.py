@@ -379,10 +379,6 @@ class CaseAdmin(TrialScopedAdmin):
         Answers can be corrected until the case is enrolled; answers that exclude the case
         (final) are saved only with "I confirm" ticked, else the page asks for it."""
         case = self._case_for_step(request, pk)
-        if case.status != Case.Status.SCREENED:
-            self.message_user(request, f"{case} is {case.get_status_display().lower()}: its "
-                                       "screening answers are final.", level=messages.INFO)
-            return HttpResponseRedirect(self.change_url(case))
         form = screening_form(case)(request.POST or None, auto_id="screen_%s")
         exclusion: list[str] = []
         if request.method == "POST" and form.is_valid():
