@@ -68,8 +68,9 @@ NOTES = [
     "Blinding is in doubt when the lower limit of the index's two-sided Wald interval is above "
     "0 (the raters pick the AI-involved report more often than chance); an upper limit below 0 "
     "is opposite guessing (the raters tell the reports apart but attribute them the wrong "
-    "way). Bang et al. read one-sided intervals; the two-sided 95% interval used here is the "
-    "more conservative 97.5% one-sided bound.",
+    "way). Bang et al. read one-sided intervals; the two-sided interval used here, at the "
+    "analysis plan's level (1 - alpha, 95% without a plan), is the more conservative: its "
+    "limits are the one-sided bounds at 1 - alpha/2 (97.5% for 95%).",
     "Bang's variance treats the answers as independent. Each rater gives many answers and each "
     "case is answered by several raters, so when raters differ the interval is too narrow: "
     "see 'per_rater'.",

@@ -499,8 +499,9 @@ _COMPARISON = ("text", "The comparison's key: campaign-<id> (a retrospective cam
 _FINDING = ("text", "One of the 14 CheXpert findings.")
 
 #: The metric tables' columns (``metrics.exports``; values on the 0-1 scale throughout): with
-#: ``DATA_DICTIONARY``, every column of every exported table. A metric table has the columns
-#: its run's results give (a ``<metric>_note`` column only when some value is missing).
+#: ``DATA_DICTIONARY``, every column of every exported table. Each metric table is written with
+#: exactly these columns, in this order (``metrics.exports.COLUMNS``), whatever the run
+#: computed: a value it did not compute is empty, with its ``<metric>_note``.
 METRIC_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
     "report_metrics": {
         "comparison": _COMPARISON,
@@ -589,9 +590,12 @@ METRIC_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
         "bleu1": ("number", "The report's smoothed sentence-level BLEU-1 against its reference."),
         "bleu4": ("number", "The report's smoothed sentence-level BLEU-4 against its reference."),
         "rouge_l": ("number", "The report's ROUGE-L F-measure against its reference."),
-        **{key: ("number", f"The report's {spec.title} against its reference, when the run "
-                           f"computed it (else empty: see report_metrics' {key}_note).")
-           for key, spec in metrics_model_metrics.SPECS.items()},
+        # Only the model metrics computed per report have a column (BERTScore); RadGraph,
+        # CheXbert and GREEN are never computed, so report_metrics' <metric>_note says why.
+        **{key: ("number", f"The report's {metrics_model_metrics.SPECS[key].title} against "
+                           f"its reference, when the run computed it (else empty: see "
+                           f"report_metrics' {key}_note).")
+           for key in metrics_compute.PER_REPORT_METRICS if key in metrics_model_metrics.SPECS},
         **_FINDING_LABEL_COLUMNS,
     },
 }

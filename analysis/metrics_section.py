@@ -29,6 +29,7 @@ matplotlib.use("Agg")  # no display; the figure is a file and a data URI
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.tables import Names, Table, p_value  # noqa: E402
+from analysis.tables import level as level_text  # noqa: E402
 from trial.findings import FINDINGS  # noqa: E402
 
 TITLE = "Report generation metrics"
@@ -102,12 +103,18 @@ def _label(code: str, name: str | None, names: Names) -> str:
 # The run, and its tables
 # --------------------------------------------------------------------------------------------
 
-def run_lines(run: Any) -> list[str]:
-    """Which run (date, labeller, seed, resamples) and the methods sentences."""
+def run_level(results: dict[str, Any]) -> str:
+    """The confidence level of a run's CIs, "95%" (1 − the alpha it was computed with)."""
+    return level_text(1 - float(results.get("alpha", 0.05)))
+
+
+def run_lines(run: Any, alpha: float | None = None) -> list[str]:
+    """Which run (date, labeller, seed, resamples) and the methods sentences; with ``alpha``
+    (the signed analysis plan's), a warning when the run's CIs are at another level."""
     results = run.results
     labeller = results.get("labeller") or {}
     by = getattr(run.created_by, "username", None) if run.created_by_id else None
-    level = round(100 * (1 - float(results.get("alpha", 0.05))))
+    level = run_level(results)
     lines = [f"Run {run.pk}, computed {run.created_at:%Y-%m-%d %H:%M} UTC"
              + (f" by {by}" if by else "") + f" in {run.seconds:.1f} s: the newest stored run "
              "of this trial (the tables below are its stored results)."]
@@ -122,7 +129,12 @@ def run_lines(run: Any) -> list[str]:
         lines.append("The labeller's configuration has changed since this run: compute again "
                      "for labels by its current configuration.")
     lines.append(f"Seed {run.seed}; {results.get('resamples', run.resamples)} bootstrap "
-                 f"resamples, {results.get('permutations', '-')} permutations; {level}% CIs.")
+                 f"resamples, {results.get('permutations', '-')} permutations; {level} CIs.")
+    if alpha is not None and not math.isclose(float(results.get("alpha", 0.05)), alpha):
+        lines.append(f"This run's CIs are {level}, not the {level_text(1 - alpha)} of the "
+                     f"signed analysis plan (alpha {alpha:g}): it was computed with alpha "
+                     f"{float(results.get('alpha', 0.05)):g}. Compute the metrics again for "
+                     "intervals at the plan's level.")
     gold = results.get("gold")
     if gold:
         lines.append(f"Gold-standard labels: {gold['name']} ({gold['provenance']}), "
@@ -138,7 +150,8 @@ def _safe(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(key))
 
 
-def table3(comparison: dict[str, Any], results: dict[str, Any], names: Names) -> Table:
+def table3(comparison: dict[str, Any], results: dict[str, Any], names: Names,
+           level: str = "95%") -> Table:
     """One comparison as Supplementary Table 3: a row per source, a column per metric."""
     model = results.get("model_metrics") or {}
     rows = []
@@ -150,7 +163,8 @@ def table3(comparison: dict[str, Any], results: dict[str, Any], names: Names) ->
                 "value": None, "reason": "not computed: not part of this run"}
             cells.append(scaled(entry))
         rows.append(cells)
-    note = SCALE_NOTE + " F1-5 findings (the 5 most often positive in the reference labels): "
+    note = (SCALE_NOTE + f" CIs: {level} percentile bootstrap over cases. F1-5 findings (the "
+            "5 most often positive in the reference labels): ")
     note += (", ".join(comparison["top5"]) if comparison.get("top5") else "none") + "."
     if comparison.get("labels_reason"):
         note += f" Finding metrics {comparison['labels_reason']}."
@@ -161,7 +175,7 @@ def table3(comparison: dict[str, Any], results: dict[str, Any], names: Names) ->
                  ["source", "n", *TABLE3.values()], rows, note)
 
 
-def paired_table(results: dict[str, Any], names: Names, level: int) -> Table:
+def paired_table(results: dict[str, Any], names: Names, level: str) -> Table:
     """Each pair of sources of a comparison, on their common cases: difference, CI, P."""
     headers = {**(results.get("metric_names") or {}), **TABLE3}
     rows = []
@@ -182,7 +196,7 @@ def paired_table(results: dict[str, Any], names: Names, level: int) -> Table:
                      "", ""])
     return Table("metrics_paired", "Paired comparisons of sources",
                  ["comparison", "A − B", "metric", "cases", "difference (x100)",
-                  f"{level}% CI", "P"], rows,
+                  f"{level} CI", "P"], rows,
                  "Differences on the cases both sources have, x100; paired-bootstrap CI; P "
                  "from an approximate randomisation test (the two sources swapped within "
                  "cases).")
@@ -229,7 +243,7 @@ def _columns(rows: list[dict[str, Any]], results: dict[str, Any], names: Names,
              else label) for pair, label in seen.items()]
 
 
-def kappa_table(results: dict[str, Any], names: Names, level: int) -> Table:
+def kappa_table(results: dict[str, Any], names: Names, level: str) -> Table:
     """Cohen's kappa per finding of each source's labels against the gold-standard labels."""
     title = "Agreement with the gold-standard labels: Cohen's kappa"
     rows_in = results.get("kappa") or []
@@ -255,10 +269,10 @@ def kappa_table(results: dict[str, Any], names: Names, level: int) -> Table:
     return Table("metrics_kappa", title,
                  ["finding", *[f"{header} (n={n[pair]})" for pair, header in columns]], rows,
                  f"Kappa of the source's labels (by the run's labeller) against the "
-                 f"gold-standard labels, with a {level}% bootstrap CI over cases.")
+                 f"gold-standard labels, with a {level} bootstrap CI over cases.")
 
 
-def auc_table(results: dict[str, Any], names: Names, level: int) -> Table:
+def auc_table(results: dict[str, Any], names: Names, level: str) -> Table:
     """AUC with its DeLong CI per finding and source with imported probabilities."""
     title = "ROC AUC against the gold-standard labels"
     rows_in = results.get("roc") or []
@@ -288,7 +302,7 @@ def auc_table(results: dict[str, Any], names: Names, level: int) -> Table:
         rows.append(cells)
     return Table("metrics_auc", title,
                  ["finding", *[_label(s, None, names) for s in sources]], rows,
-                 f"AUC of the source's probabilities against the gold labels with a {level}% "
+                 f"AUC of the source's probabilities against the gold labels with a {level} "
                  "DeLong CI; [positive/negative cases].")
 
 
@@ -366,7 +380,7 @@ def validation_table(results: dict[str, Any]) -> Table:
                  f"Labellers: {descriptions}.")
 
 
-def judge_tables(results: dict[str, Any], names: Names, level: int) -> list[Table]:
+def judge_tables(results: dict[str, Any], names: Names, level: str) -> list[Table]:
     """Per LLM judge: significant errors per report (CI) per source, and its agreement with
     the experts' error counts per error type."""
     titles = {c["key"]: c["title"] for c in results["comparisons"]}
@@ -394,7 +408,7 @@ def judge_tables(results: dict[str, Any], names: Names, level: int) -> list[Tabl
         tables.append(Table(f"metrics_judge_{number}",
                             f"LLM judge {judge['judge']}: clinically significant errors per "
                             "report", ["comparison", "source", "reports",
-                                       f"significant errors per report ({level}% CI)"],
+                                       f"significant errors per report ({level} CI)"],
                             errors or [["-", "no report judged yet", "", ""]], note))
         tables.append(Table(f"metrics_judge_agreement_{number}",
                             f"LLM judge {judge['judge']}: agreement with the experts",
@@ -419,21 +433,23 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def build_section(run: Any, names: Names, slug: str, *,
-                  figures: bool = True) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+def build_section(run: Any, names: Names, slug: str, *, figures: bool = True,
+                  alpha: float | None = None
+                  ) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
     """The section (``blocks`` in reading order; ``tables`` and ``figures`` for the report's
-    lists) and its PNGs by file stem, from the stored ``run`` (None: not computed yet)."""
+    lists) and its PNGs by file stem, from the stored ``run`` (None: not computed yet).
+    ``alpha``: the signed analysis plan's (the section says so when the run used another)."""
     section: dict[str, Any] = {"title": TITLE, "anchor": ANCHOR, "intro": [], "tables": [],
                                "figures": [], "blocks": []}
     if run is None:
         section["intro"] = [not_computed_text(slug)]
         return section, {}
     results = run.results
-    level = round(100 * (1 - float(results.get("alpha", 0.05))))
-    section["intro"] = run_lines(run)
+    level = run_level(results)
+    section["intro"] = run_lines(run, alpha)
     blocks: list[dict[str, Any]] = []
     for comparison in results["comparisons"]:
-        blocks.append({"table": table3(comparison, results, names)})
+        blocks.append({"table": table3(comparison, results, names, level)})
     if not results["comparisons"]:
         blocks.append({"text": "No comparison: the trial has no retrospective campaign with "
                                "published and generated reports, and no signed final report "

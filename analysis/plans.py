@@ -39,6 +39,17 @@ def current_plan(trial: Trial) -> AnalysisPlan | None:
     return plans[0] if plans else None
 
 
+#: Alpha without a signed plan (95% CIs), as ``analysis.summary``.
+DEFAULT_ALPHA = 0.05
+
+
+def plan_alpha(trial: Trial) -> float:
+    """The two-sided alpha every CI of the trial's analysis uses: the signed plan's, else
+    0.05 (the report metrics run takes it too, so its CIs are at the plan's level)."""
+    plan = current_plan(trial)
+    return float(plan.alpha) if plan is not None else DEFAULT_ALPHA
+
+
 def draft_plan(trial: Trial) -> AnalysisPlan | None:
     """The version being written (at most one, newer than every signed one)."""
     return (AnalysisPlan.objects.filter(trial=trial, status=AnalysisPlan.Status.DRAFT)

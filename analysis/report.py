@@ -59,6 +59,7 @@ from analysis.tables import (  # noqa: E402
     flags_table,
     flow_table,
     kendall_table,
+    level,
     na,
     outcomes_table,
     positive_table,
@@ -145,7 +146,8 @@ def _preference_figure(summary: dict, names: Names) -> Figure | None:
     ax.barh(labels, shares, xerr=errors, color=ARM_COLOURS[AI], capsize=4)
     ax.axvline(50, color="black", linewidth=0.8, linestyle="--")
     ax.set_xlim(0, 100)
-    ax.set_xlabel("% of cases where a majority of raters preferred the first (95% CI)")
+    ax.set_xlabel("% of cases where a majority of raters preferred the first "
+                  f"({ci_header(summary)})")
     ax.set_title("Pairwise preference")
     return fig
 
@@ -271,7 +273,7 @@ def plan_lines(summary: dict) -> list[str]:
         f"Primary campaign: {primary.get('name') or '-'}. Primary outcomes: {outcomes}. "
         f"Secondary outcomes: {secondary}.",
         f"Primary method: {METHOD_LABELS.get(plan['primary_method'], plan['primary_method'])}"
-        f"; alpha {plan['alpha']:g} (two-sided; {round(100 * (1 - plan['alpha']))}% CIs).",
+        f"; alpha {plan['alpha']:g} (two-sided; {level(1 - plan['alpha'])} CIs).",
         "Subgroups: " + (", ".join(SUBGROUP_NAMES.get(g, g) for g in plan["subgroups"]) or
                          "none") + ". Missing ratings: "
         + MISSING_NAMES.get(plan["missing_ratings"], plan["missing_ratings"]) + ".",
@@ -316,7 +318,8 @@ def build_sections(summary: dict, names: Names, pngs: dict[str, tuple[str, bytes
         {"title": "Primary outcomes", "intro": intro,
          "tables": [table1(summary, names), outcomes_table(summary, names),
                     kendall_table(summary["kendall"], names),
-                    preference_table(summary["preference"], names)],
+                    preference_table(summary["preference"], names,
+                                     confidence=summary.get("confidence"))],
          "figures": [*_figure(pngs, "quality_by_arm"), *_figure(pngs, "agreement_by_arm"),
                      *_figure(pngs, "reading_time_by_arm"), *_figure(pngs, "preference")]},
         {"title": "Participant flow and baseline", "intro": [],
@@ -330,7 +333,8 @@ def build_sections(summary: dict, names: Names, pngs: dict[str, tuple[str, bytes
          "intro": [f"{campaigns.get(cid, {}).get('name', cid)}: {entry['verdict']}"
                    for cid, entry in blinding.get("campaigns", {}).items()
                    if entry.get("verdict")],
-         "tables": [blinding_table(blinding, names, campaigns)], "figures": []},
+         "tables": [blinding_table(blinding, names, campaigns,
+                                   confidence=summary.get("confidence"))], "figures": []},
         {"title": "Rating consistency flags", "intro": [],
          "tables": [flags_table(summary.get("consistency_flags", {}), names, campaigns)],
          "figures": []},
@@ -353,13 +357,15 @@ def build_sections(summary: dict, names: Names, pngs: dict[str, tuple[str, bytes
                                      outcomes=campaign["outcomes"], with_time=False),
                       kendall_table(campaign["kendall"], names, name=f"{prefix}kendall"),
                       preference_table(campaign["preference"], names,
-                                       name=f"{prefix}preference")]
+                                       name=f"{prefix}preference",
+                                       confidence=summary.get("confidence"))]
         else:
             tables = [*retrospective_tables(campaign["retrospective"],
                                             campaign["source_identification"], names,
                                             prefix=prefix, kind=kind.capitalize()),
                       preference_table(campaign["preference"], names,
-                                       name=f"{prefix}preference_sources")]
+                                       name=f"{prefix}preference_sources",
+                                       confidence=summary.get("confidence"))]
         note = ("Not the plan's primary campaign: its results are reported separately and "
                 "are exploratory unless the plan names them." if kind == "prospective" else
                 "Model reports against the published reports, this campaign only.")
@@ -397,8 +403,9 @@ def build_context(trial: Trial, *, figures: bool = True, mixed: bool = True,
     pngs = (build_figures(frames["ratings"], frames["readings"], summary, acr_campaigns=acr,
                           names=names) if figures else {})
     run = datasets.latest_metrics_run(trial)
-    metrics, metric_pngs = metrics_section.build_section(run, names, trial.slug,
-                                                         figures=figures)
+    metrics, metric_pngs = metrics_section.build_section(
+        run, names, trial.slug, figures=figures,
+        alpha=float(plan["alpha"]) if plan else None)
     pngs.update(metric_pngs)
     progress(3, steps, "tables")
     sections = build_sections(summary, names, pngs, metrics)

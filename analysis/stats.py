@@ -835,10 +835,15 @@ def binomial_test(successes: int, n: int, p0: float = 0.5) -> float:
 class MajorityPreference(_Result):
     """Share of cases where ≥ ``threshold`` raters preferred A, and the tests of it.
 
-    The per-case fields (``n_cases_preferred``, ``share``, its CI and ``p``) are the analysis:
-    one outcome per case. The ``vote_*`` fields pool every rater's vote as if independent;
-    they ignore that votes on a case (and by a rater) are correlated and overstate precision
-    (``vote_note`` says so wherever they are shown).
+    The per-case fields are the analysis: one outcome per case. A case is "A preferred" when
+    at least ``threshold`` raters picked A, "B preferred" when at least ``threshold`` picked B,
+    and a tie (``n_ties``: no majority either way, as 2 of 4) otherwise; a tie counts for
+    neither. ``share`` (and ``share_b``) is over every case, ties included, with its Wilson CI;
+    ``p`` is the sign test: the exact binomial test of the A-preferred cases out of the cases
+    with a majority either way (``n_decided``; ties left out) against ``p0``. The ``vote_*``
+    fields pool every rater's vote as if independent; they ignore that votes on a case (and by
+    a rater) are correlated and overstate precision (``vote_note`` says so wherever they are
+    shown).
     """
 
     n_cases: int
@@ -851,27 +856,42 @@ class MajorityPreference(_Result):
     ci_high: float
     confidence: float
     p0: float
-    p: float
+    p: float | None
     votes_a: int
     votes_total: int
     vote_share: float
     vote_ci_low: float
     vote_ci_high: float
     vote_p: float
+    n_cases_preferred_b: int = 0
+    n_ties: int = 0
+    n_decided: int = 0
+    share_b: float = 0.0
+    ci_b_low: float = 0.0
+    ci_b_high: float = 0.0
+    p_note: str = ""
     vote_note: str = ("pooled votes treated as independent: ignores clustering within cases "
                       "and raters, so its CI is too narrow and P too small")
 
 
-def majority_preference(votes: Any, *, threshold: int = 3, p0: float = 0.5,
+def majority_preference(votes: Any, *, threshold: int | None = None, p0: float = 0.5,
                         confidence: float = 0.95) -> MajorityPreference:
-    """Pairwise preference: share of cases preferred by at least ``threshold`` raters.
+    """Pairwise preference: share of cases preferred by a majority of at least ``threshold``.
 
     ``votes`` is raters x cases with 1 (or True) = the rater preferred A, 0 = preferred B,
-    NaN = no vote. For each case a_c = number of raters preferring A; the case counts as
-    "A preferred" when a_c ≥ threshold (the reference trial: ≥ 3 of 5). Share = #cases/N with
-    the Wilson CI (:func:`proportion_ci`) and the exact binomial test of that count against
-    ``p0`` (:func:`binomial_test`). With m odd and threshold (m + 1)/2 every case has a
-    majority one way or the other, so this is the sign test on per-case majorities.
+    NaN = no vote. For each case a_c raters prefer A and b_c = m − a_c prefer B; the case
+    counts as "A preferred" when a_c ≥ threshold (the reference trial: ≥ 3 of 5), "B
+    preferred" when b_c ≥ threshold, and as a tie otherwise (with an even panel, m/2 each).
+    ``threshold`` must be a strict majority (more than m/2, so a case cannot count for both);
+    the default is m // 2 + 1. Ties count for neither report.
+
+    Share = #A-preferred / N (every case, ties included) with the Wilson CI
+    (:func:`proportion_ci`), and the same for B. P is the sign test on the per-case majorities:
+    the exact binomial test (:func:`binomial_test`) of the A-preferred cases out of the cases
+    preferred either way (ties left out, as the sign test drops zero differences) against
+    ``p0``; None when every case is a tie. With m odd and threshold (m + 1)/2 there are no
+    ties, every case has a majority one way or the other, and this is the binomial test of the
+    share against ``p0``.
 
     "≥ 3 of 5" is defined for a full panel, so cases with a missing vote are dropped
     (``n_cases_dropped``). Also reported, labelled: the pooled-vote share and binomial test
@@ -885,24 +905,37 @@ def majority_preference(votes: Any, *, threshold: int = 3, p0: float = 0.5,
         raise StatsError("majority preference: votes must be 1 (A preferred), 0 (B preferred) "
                          "or missing")
     m = x.shape[0]
-    if not 1 <= threshold <= m:
-        raise StatsError(f"threshold must be between 1 and the {m} raters, got {threshold}")
+    if threshold is None:
+        threshold = m // 2 + 1
+    if not m / 2 < threshold <= m:
+        raise StatsError(f"threshold must be a strict majority of the {m} raters (more than "
+                         f"{m / 2:g}, at most {m}), got {threshold}")
     complete = ~np.isnan(x).any(axis=0)
     x = x[:, complete]
     n_cases = x.shape[1]
     _need(n_cases, 1, "majority preference (cases with every rater's vote)")
     a_votes = x.sum(axis=0)
+    b_votes = m - a_votes
     preferred = int((a_votes >= threshold).sum())
-    low, high = _wilson(preferred, n_cases, _z(confidence))
+    preferred_b = int((b_votes >= threshold).sum())
+    decided = preferred + preferred_b
+    z = _z(confidence)
+    low, high = _wilson(preferred, n_cases, z)
+    b_low, b_high = _wilson(preferred_b, n_cases, z)
     votes_a, votes_total = int(a_votes.sum()), int(x.size)
-    v_low, v_high = _wilson(votes_a, votes_total, _z(confidence))
+    v_low, v_high = _wilson(votes_a, votes_total, z)
     return MajorityPreference(
         n_cases=n_cases, n_raters=m, threshold=threshold,
         n_cases_dropped=int((~complete).sum()), n_cases_preferred=preferred,
         share=preferred / n_cases, ci_low=low, ci_high=high, confidence=confidence, p0=p0,
-        p=binomial_test(preferred, n_cases, p0), votes_a=votes_a, votes_total=votes_total,
+        p=binomial_test(preferred, decided, p0) if decided else None,
+        votes_a=votes_a, votes_total=votes_total,
         vote_share=votes_a / votes_total, vote_ci_low=v_low, vote_ci_high=v_high,
         vote_p=binomial_test(votes_a, votes_total, p0),
+        n_cases_preferred_b=preferred_b, n_ties=n_cases - decided, n_decided=decided,
+        share_b=preferred_b / n_cases, ci_b_low=b_low, ci_b_high=b_high,
+        p_note=("" if decided else "every case is a tie: no case has a majority either way, "
+                "so the sign test is undefined"),
     )
 
 

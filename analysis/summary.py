@@ -46,8 +46,11 @@ NOTES = [
     "Differences are AI-assisted minus SCP; reading-time differences are SCP minus AI-assisted "
     "(the reduction), % reduction = (SCP - AI) / SCP mean.",
     "Preference: a case counts for A when a strict majority of its raters (3 of 5 as in the "
-    "reference trial) preferred A; cases with fewer raters than the most rated case are "
-    "dropped (counted); pooled-vote figures ignore clustering.",
+    "reference trial) preferred A, for B when a strict majority preferred B, and as a tie "
+    "otherwise (with an even number of raters, half each way): a tie counts for neither. The "
+    "share is over every case, ties included; P is the sign test (cases for A out of the "
+    "cases with a majority either way, ties left out, against 50%). Cases with fewer raters "
+    "than the most rated case are dropped (counted); pooled-vote figures ignore clustering.",
 ]
 # ``complex_basis`` of the cases table (``analysis.datasets``): what complex_case comes from.
 GOLD_LABELS, READER_TICKS, NO_GOLD_LABELS = "gold_labels", "reader_ticks", "no_gold_labels"
@@ -290,8 +293,9 @@ def _oriented(a: Any, b: Any) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
-def preference(ratings: pd.DataFrame) -> dict[str, Any]:
-    """Per comparison (A vs B): share of cases preferred by a majority of raters."""
+def preference(ratings: pd.DataFrame, *, confidence: float = 0.95) -> dict[str, Any]:
+    """Per comparison (A vs B): share of cases preferred by a strict majority of raters (a
+    tie, possible with an even panel, counts for neither), with its (``confidence``) CI."""
     rows = ratings[(ratings["instrument"] == "preference") & ratings["other_source"].notna()]
     if not len(rows):
         return unavailable("no preference ratings yet")
@@ -307,13 +311,15 @@ def preference(ratings: pd.DataFrame) -> dict[str, Any]:
         votes = votes.assign(slot=votes.groupby("case").cumcount())
         matrix = votes.pivot(index="slot", columns="case", values="vote")
         threshold = matrix.shape[0] // 2 + 1
-        entry = _attempt(lambda m=matrix, t=threshold: stats.majority_preference(m, threshold=t))
+        entry = _attempt(lambda m=matrix, t=threshold: stats.majority_preference(
+            m, threshold=t, confidence=confidence))
         entry.update({"a": a, "b": b, "campaign_kind": kind})
         out["comparisons"][f"{kind}: {a} vs {b}"] = entry
     return out
 
 
-def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
+def source_identification(ratings: pd.DataFrame, *,
+                          confidence: float = 0.95) -> dict[str, Any]:
     """Confusion matrices of "which report did the model write?" per pair of sources.
 
     Truth: of the two reports, the one whose source is not a human one (not ai_assisted, scp
@@ -342,7 +348,8 @@ def source_identification(ratings: pd.DataFrame) -> dict[str, Any]:
                  "labels": ["model-written", "human-written"],
                  "matrix": [[correct, n - correct], [n - correct, correct]],
                  "n_answers": n, "correct": correct,
-                 "accuracy": _attempt(lambda c=correct, t=n: stats.proportion_ci(c, t)),
+                 "accuracy": _attempt(lambda c=correct, t=n: stats.proportion_ci(
+                     c, t, confidence=confidence)),
                  "p_vs_chance": stats.binomial_test(correct, n)}
         per_rater = group.assign(ok=(picks == model[0])).groupby("rater")["ok"].mean()
         entry["accuracy_per_rater"] = {str(k): float(v) for k, v in per_rater.items()}
@@ -406,8 +413,9 @@ def reading_time(readings: pd.DataFrame, cases: pd.DataFrame, *, confidence: flo
     }
 
 
-def positive_rates(readings: pd.DataFrame) -> dict[str, Any]:
-    """Each finding's positive rate per arm (AI − SCP) with chi-square and Fisher P."""
+def positive_rates(readings: pd.DataFrame, *, confidence: float = 0.95) -> dict[str, Any]:
+    """Each finding's positive rate per arm (AI − SCP) with its (``confidence``) Newcombe CI,
+    chi-square and Fisher P."""
     submitted = _submitted(readings)
     n = {arm: int((submitted["arm"] == arm).sum()) for arm in ARMS}
     if not all(n.values()):
@@ -419,7 +427,8 @@ def positive_rates(readings: pd.DataFrame) -> dict[str, Any]:
         ticked = ticks[finding].to_numpy()
         x = {arm: int((ticked & is_arm[arm]).sum()) for arm in ARMS}
         out["findings"][finding] = _attempt(
-            lambda x=x: stats.compare_proportions(x[AI], n[AI], x[SCP], n[SCP]))
+            lambda x=x: stats.compare_proportions(x[AI], n[AI], x[SCP], n[SCP],
+                                                  confidence=confidence))
     return out
 
 
@@ -591,8 +600,8 @@ def campaign_analysis(ratings: pd.DataFrame, cid: Any, info: dict[str, Any], *,
                                                        confidence=confidence, missing=missing)
     else:
         out["retrospective"] = retrospective(rows, acr)
-    out["preference"] = preference(rows)
-    out["source_identification"] = source_identification(rows)
+    out["preference"] = preference(rows, confidence=confidence)
+    out["source_identification"] = source_identification(rows, confidence=confidence)
     return out
 
 
@@ -685,7 +694,8 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
     primary, why = choose_primary(known, ratings, plan)
     per_campaign = {cid: campaign_analysis(ratings, cid, info, acr=acr, mixed=mixed,
                                            confidence=confidence, missing=missing)
-                    for cid, info in sorted(known.items(), key=lambda kv: str(kv[0]))}
+                    for cid, info in sorted(known.items(),
+                                            key=lambda kv: _campaign_order(kv[0]))}
     primary_rows = ratings[ratings["campaign"] == primary] if primary is not None else (
         ratings.iloc[0:0])
     if primary is not None and primary in per_campaign and per_campaign[primary].get(
@@ -697,7 +707,7 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
     # The headline sections use one campaign of each kind (the primary prospective one and the
     # first retrospective one); every campaign has its own section in ``campaigns``.
     retro_ids = sorted((cid for cid, info in known.items()
-                        if info.get("kind") == RETROSPECTIVE), key=str)
+                        if info.get("kind") == RETROSPECTIVE), key=_campaign_order)
     headline_ids = [cid for cid in (primary, retro_ids[0] if retro_ids else None)
                     if cid is not None]
     headline = ratings[ratings["campaign"].isin(headline_ids)]
@@ -726,12 +736,13 @@ def summarize(ratings: pd.DataFrame, readings: pd.DataFrame, cases: pd.DataFrame
         "kendall": kendall,
         "preference": (per_campaign[primary]["preference"]
                        if primary in per_campaign and "preference" in per_campaign[primary]
-                       else preference(primary_rows) if primary is not None
+                       else preference(primary_rows, confidence=confidence)
+                       if primary is not None
                        else unavailable("no prospective campaign has ratings yet")),
         "reading_time": reading_time(readings, cases, confidence=confidence, mixed=mixed),
-        "positive_rates": positive_rates(readings),
+        "positive_rates": positive_rates(readings, confidence=confidence),
         "retrospective": retrospective(headline, acr),
-        "source_identification": source_identification(headline),
+        "source_identification": source_identification(headline, confidence=confidence),
         "headline_campaigns": headline_ids,
         "blinding": blinding.blinding_assessment(ratings, confidence=confidence),
         "consistency_flags": blinding.consistency_flags(ratings, acr_campaigns=acr),

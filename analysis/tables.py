@@ -73,8 +73,24 @@ def ci(low: Any, high: Any, digits: int) -> str:
     return f"{f(low, digits)} to {f(high, digits)}"
 
 
+def level(confidence: float) -> str:
+    """A confidence level as the tables print it: 0.95 -> "95%", 0.9 -> "90%", 0.999 ->
+    "99.9%" (1 − the analysis plan's alpha, which may be any value from 0.001 to 0.2)."""
+    return f"{round(100 * float(confidence), 4):g}%"
+
+
 def ci_header(summary: dict) -> str:
-    return f"{round(100 * summary.get('confidence', 0.95))}% CI"
+    """The CI column's header at the analysis' confidence level (1 − the plan's alpha)."""
+    return f"{level(summary.get('confidence', 0.95))} CI"
+
+
+def _entries_level(entries: Any, default: float | None) -> str:
+    """The level of a table of results that carry their own ``confidence`` (else ``default``,
+    else 95%)."""
+    if default is None:
+        default = next((e["confidence"] for e in entries
+                        if isinstance(e, dict) and e.get("confidence") is not None), 0.95)
+    return level(default)
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,13 +151,16 @@ def table1(summary: dict, names: Names) -> Table:
     entries = [(k, c) for k, c in pref.get("comparisons", {}).items()
                if c.get("available") and {c.get("a"), c.get("b")} == set(ARMS)]
     for _key, c in entries:
-        ai_share = c["share"] if c["a"] == AI else 1 - c["share"]
+        # AI-assisted is A in practice (the comparison's first report); B's own share and CI
+        # otherwise: with ties (an even panel) B's share is not 1 - A's.
+        share, low, high = ((c["share"], c["ci_low"], c["ci_high"]) if c["a"] == AI else
+                            (c["share_b"], c["ci_b_low"], c["ci_b_high"]))
+        ties = c.get("n_ties", 0)
         rows.append([f"Preference for {names[AI]} (% of cases, majority of raters)", "", "",
-                     f"{100 * ai_share:.1f}% of {c['n_cases']} cases",
-                     f"{100 * c['ci_low']:.1f}% to {100 * c['ci_high']:.1f}%"
-                     if c["a"] == AI else
-                     f"{100 * (1 - c['ci_high']):.1f}% to {100 * (1 - c['ci_low']):.1f}%",
-                     p_value(c["p"]), "majority of raters vs 50% (exact binomial)",
+                     f"{100 * share:.1f}% of {c['n_cases']} cases"
+                     + (f" ({ties} tied)" if ties else ""),
+                     f"{100 * low:.1f}% to {100 * high:.1f}%",
+                     p_value(c["p"]), "majority of raters vs 50% (exact binomial sign test)",
                      pref.get("basis", "")])
     if not entries:
         rows.append(["Preference", "", "", na(pref) if not pref.get("available")
@@ -237,32 +256,44 @@ def kendall_table(kendall: dict, names: Names, *, name: str = "kendall",
 
 
 def preference_table(pref: dict, names: Names, *, name: str = "preference",
-                     title: str = "Pairwise preference") -> Table:
-    columns = ["comparison", "cases", "A preferred by a majority", "95% CI", "P (vs 50%)",
+                     title: str = "Pairwise preference", confidence: float | None = None) -> Table:
+    """Per comparison: the cases a majority preferred A (with its CI), B, and the ties; the
+    sign test's P (ties left out); the pooled votes (labelled: they ignore clustering)."""
+    comparisons = pref.get("comparisons", {}) if pref.get("available") else {}
+    columns = ["comparison", "cases", "A preferred by a majority",
+               f"{_entries_level(comparisons.values(), confidence)} CI",
+               "B preferred by a majority", "ties (no majority)", "P (vs 50%)",
                "pooled votes for A", "basis"]
     if not pref.get("available"):
-        return Table(name, title, columns, [["-", na(pref), "", "", "", "", ""]])
+        return Table(name, title, columns, [["-", na(pref), "", "", "", "", "", "", ""]])
     rows = []
-    for key, c in pref["comparisons"].items():
+    for key, c in comparisons.items():
         label = comparison_name(key, names)
         if not c.get("available"):
-            rows.append([label, na(c), "", "", "", "", ""])
+            rows.append([label, na(c), "", "", "", "", "", "", ""])
             continue
         rows.append([label, str(c["n_cases"]),
                      f"{c['n_cases_preferred']} ({100 * c['share']:.1f}%, >= {c['threshold']} "
                      f"of {c['n_raters']})",
                      f"{100 * c['ci_low']:.1f}% to {100 * c['ci_high']:.1f}%",
-                     p_value(c["p"]), f"{100 * c['vote_share']:.1f}% of {c['votes_total']}",
+                     f"{c['n_cases_preferred_b']} ({100 * c['share_b']:.1f}%)",
+                     str(c["n_ties"]),
+                     p_value(c["p"]) if c.get("p") is not None else c.get("p_note") or "-",
+                     f"{100 * c['vote_share']:.1f}% of {c['votes_total']}",
                      pref.get("basis", "")])
     return Table(name, title, columns, rows,
-                 "A is the first report named. Pooled votes ignore clustering within cases "
-                 "and raters.")
+                 "A is the first report named, B the second. A case counts for the report a "
+                 "strict majority of its raters preferred; a tie (possible with an even number "
+                 "of raters) counts for neither. Shares are over every case, ties included; P "
+                 "is the exact binomial sign test of the cases for A out of the cases with a "
+                 "majority (ties left out) against 50%. Pooled votes ignore clustering within "
+                 "cases and raters.")
 
 
 def positive_table(summary: dict, names: Names) -> Table:
     pos = summary["positive_rates"]
-    columns = ["finding", names[AI], names[SCP], "difference", "95% CI", "chi²", "P",
-               "Fisher P"]
+    columns = ["finding", names[AI], names[SCP], "difference", f"{ci_header(summary)}", "chi²",
+               "P", "Fisher P"]
     title = "Positive rate per finding per arm"
     if not pos.get("available"):
         return Table("positive_rates", title, columns, [["-", na(pos), "", "", "", "", "", ""]])
@@ -276,7 +307,8 @@ def positive_table(summary: dict, names: Names) -> Table:
                      f"{100 * c['ci_low']:.1f} to {100 * c['ci_high']:.1f}",
                      f(c["chi2"], 2), p_value(c["chi2_p"]), p_value(c["fisher_p"])])
     return Table("positive_rates", title, columns, rows,
-                 f"Share of submitted readings ticking the finding; Pearson chi-square. "
+                 f"Share of submitted readings ticking the finding; difference CI: Newcombe's "
+                 f"hybrid score interval; Pearson chi-square. "
                  f"Basis: {pos.get('basis', '')}.")
 
 
@@ -385,10 +417,13 @@ def source_identification_table(ident: dict, names: Names, *,
                  ["comparison", "actual → called", "correct", "P (vs 50%)", "raters"], id_rows)
 
 
-def blinding_table(assessment: dict, names: Names, campaigns: dict) -> Table:
+def blinding_table(assessment: dict, names: Names, campaigns: dict, *,
+                   confidence: float | None = None) -> Table:
     """Bang's blinding index per campaign and source: how well raters guessed the source."""
-    columns = ["campaign", "source", "answers", "correct", "Bang's BI", "95% CI",
-               "interpretation"]
+    indices = [b.get("bang", b) for entry in assessment.get("campaigns", {}).values()
+               for b in entry.get("per_source", {}).values()]
+    columns = ["campaign", "source", "answers", "correct", "Bang's BI",
+               f"{_entries_level(indices, confidence)} CI", "interpretation"]
     rows: list[list[str]] = []
     if not assessment.get("available"):
         rows.append(["-", na(assessment), "", "", "", "", ""])

@@ -165,6 +165,8 @@ def compute_metrics(request: HttpRequest, trial_slug: str) -> HttpResponse:
     """
     import secrets
 
+    from analysis.plans import plan_alpha
+    from analysis.tables import level
     from metrics import compute, jobs, sources
     from metrics.models import Labeller
     from trial.errors import ServiceError
@@ -187,7 +189,8 @@ def compute_metrics(request: HttpRequest, trial_slug: str) -> HttpResponse:
         labeller = form.chosen(trial)
         if labeller.kind == Labeller.Kind.RULES:
             jobs.label(labeller, [t for c in sources.comparisons(trial) for t in c.texts()])
-        run = compute.run(trial, labeller, seed=seed, by=request.user)
+        run = compute.run(trial, labeller, seed=seed, by=request.user,
+                          alpha=plan_alpha(trial))
     except ServiceError as exc:
         messages.error(request, f"Report metrics not computed: {exc.message}")
         return redirect(back)
@@ -195,7 +198,8 @@ def compute_metrics(request: HttpRequest, trial_slug: str) -> HttpResponse:
     messages.success(request, f"Report metrics computed (run {run.pk}) with the {kind} "
                               f"labeller {labeller.name}; seed {seed}"
                               f"{' (random)' if random_seed else ''}, {run.resamples} "
-                              f"resamples, {run.seconds:.1f} s.")
+                              f"resamples, {level(1 - run.results['alpha'])} CIs, "
+                              f"{run.seconds:.1f} s.")
     for comparison in run.results.get("comparisons", []):
         if comparison.get("labels_reason"):
             messages.warning(request, f"{comparison['title']}: finding metrics "

@@ -55,6 +55,13 @@ NAMES = {"f1_14_micro": "F1-14 micro", "f1_14_macro": "F1-14 macro", "f1_5_micro
          "bleu1_mean": "BLEU-1 (mean per report)", "bleu4_mean": "BLEU-4 (mean per report)",
          "rouge_l": "ROUGE-L", **{key: spec.title for key, spec in model_metrics.SPECS.items()}}
 ROC_POINTS = 200
+#: The per-report values a run stores (``results["reports"]``, the export's
+#: ``report_level_metrics``): the text metrics and the one model metric computed per report
+#: (BERTScore, empty unless configured). RadGraph, CheXbert and GREEN are never computed
+#: (``model_metrics.COMPUTED``), so they have no per-report column.
+PER_REPORT_METRICS = ("bleu1", "bleu4", "rouge_l", *model_metrics.COMPUTED)
+REPORT_COLUMNS = ("comparison", "source", "case_id", *PER_REPORT_METRICS, "labels",
+                  "reference_labels")
 
 
 def methods(alpha: float, resamples: int, permutations: int) -> dict[str, str]:
@@ -231,10 +238,9 @@ def _comparison(comparison: sources.Comparison, labels: Labels, *, seed: int, re
                                                      "labels")
         results.append(entry)
         for i, case in enumerate(cases):
-            bert = float(per_report["bertscore"][i])
             row = [comparison.key, name, comparison.case_ids.get(case, str(case)),
-                   float(per_report["bleu1"][i]), float(per_report["bleu4"][i]),
-                   float(per_report["rouge_l"][i]), None if math.isnan(bert) else bert]
+                   *(_num(float(per_report[key][i])) if key in per_report else None
+                     for key in PER_REPORT_METRICS)]
             if "labels" in per_report:
                 row.append("".join(map(str, per_report["labels"][i])))
                 row.append("".join(map(str, per_report["reference_labels"][i])))
@@ -404,8 +410,7 @@ def compute(trial: Trial, labeller: Labeller, *, seed: int, resamples: int = RES
         "comparisons": results,
         "model_metrics": model_metrics.status(),
         "kappa": kappa, "roc": roc_rows, "labeller_validation": validation, "judge": judged,
-        "report_columns": ["comparison", "source", "case_id", "bleu1", "bleu4", "rouge_l",
-                           "bertscore", "labels", "reference_labels"],
+        "report_columns": list(REPORT_COLUMNS),
         "reports": reports,
     }
 

@@ -55,7 +55,8 @@ def test_the_analysis_recovers_the_simulated_arm_effects(analysed) -> None:
     comparisons = summary["preference"]["comparisons"]
     (entry,) = [c for c in comparisons.values() if {c["a"], c["b"]} == {Arm.AI_ASSISTED,
                                                                        Arm.SCP}]
-    share_ai = entry["share"] if entry["a"] == Arm.AI_ASSISTED else 1 - entry["share"]
+    # B's own share (not 1 - A's: with an even panel a tie counts for neither)
+    share_ai = entry["share"] if entry["a"] == Arm.AI_ASSISTED else entry["share_b"]
     assert share_ai > 0.5
 
     flow = summary["flow"]

@@ -680,11 +680,78 @@ def test_majority_preference_missing_vote_drops_the_case():
     assert r.n_cases == 3 and r.n_cases_dropped == 1 and r.n_cases_preferred == 2
 
 
+def test_majority_preference_even_panel_ties_count_for_neither():
+    # 4 raters x 10 cases; votes for A per case: 4, 3, 3, 3, 2, 2, 2, 1, 0, 3.
+    # Hand count: A has a strict majority (>= 3 of 4) in 5 cases (4, 3, 3, 3, 3), B (A votes
+    # <= 1) in 2 cases, and 3 cases are 2-2 ties: no majority either way.
+    a_votes = [4, 3, 3, 3, 2, 2, 2, 1, 0, 3]
+    votes = np.array([[1 if r < k else 0 for k in a_votes] for r in range(4)])
+    r = S.majority_preference(votes)
+    assert r.threshold == 3  # the default: a strict majority, 4 // 2 + 1
+    assert (r.n_cases, r.n_cases_preferred, r.n_cases_preferred_b, r.n_ties, r.n_decided) == (
+        10, 5, 2, 3, 7)
+    # shares over every case, ties included, each with its own Wilson interval
+    assert close(r.share, 5 / 10) and close(r.share_b, 2 / 10)
+    low, high = proportion_confint(5, 10, method="wilson")
+    assert close(r.ci_low, low) and close(r.ci_high, high)
+    low, high = proportion_confint(2, 10, method="wilson")
+    assert close(r.ci_b_low, low) and close(r.ci_b_high, high)
+    # the sign test drops the ties: 5 for A out of the 7 cases with a majority
+    assert close(r.p, sps.binomtest(5, 7, 0.5).pvalue)
+    # a tie is not a case against A: B's count is not n - A's, A's P is not binom(5, 10)
+    assert r.n_cases_preferred_b != r.n_cases - r.n_cases_preferred
+    assert not close(r.p, sps.binomtest(5, 10, 0.5).pvalue)
+    # the pooled votes have no ties: 4+3+3+3+2+2+2+1+0+3 = 23 votes for A of 40
+    assert (r.votes_a, r.votes_total) == (23, 40)
+    assert close(r.vote_p, sps.binomtest(23, 40, 0.5).pvalue)
+
+
+def test_majority_preference_ties_are_symmetric():
+    # Swapping A and B swaps the counts and keeps the ties: a tie favours neither report.
+    a_votes = [4, 3, 2, 2, 1, 0, 2, 3]
+    votes = np.array([[1 if r < k else 0 for k in a_votes] for r in range(4)])
+    ab, ba = S.majority_preference(votes), S.majority_preference(1 - votes)
+    assert (ab.n_cases_preferred, ab.n_cases_preferred_b, ab.n_ties) == (3, 2, 3)
+    assert (ba.n_cases_preferred, ba.n_cases_preferred_b, ba.n_ties) == (2, 3, 3)
+    assert close(ab.p, ba.p) and close(ab.p, sps.binomtest(3, 5, 0.5).pvalue)
+
+
+def test_majority_preference_odd_panel_has_no_ties():
+    a_votes = [5, 4, 3, 2, 1, 0, 3, 4]
+    votes = np.array([[1 if r < k else 0 for k in a_votes] for r in range(5)])
+    r = S.majority_preference(votes)
+    assert (r.n_cases_preferred, r.n_cases_preferred_b, r.n_ties) == (5, 3, 0)
+    assert close(r.share + r.share_b, 1.0)
+    assert close(r.p, sps.binomtest(5, 8, 0.5).pvalue)
+
+
+def test_majority_preference_all_ties_has_no_p():
+    votes = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])  # 2-2 in every case
+    r = S.majority_preference(votes)
+    assert (r.n_ties, r.n_decided, r.share, r.share_b) == (3, 0, 0.0, 0.0)
+    assert r.p is None and "tie" in r.p_note
+
+
+def test_majority_preference_confidence_level():
+    # 90% Wilson interval (statsmodels' alpha=0.10) when asked for confidence 0.90
+    a_votes = [3, 3, 3, 2, 1, 3, 0, 3, 3]
+    votes = np.array([[1 if r < k else 0 for k in a_votes] for r in range(5)])
+    r = S.majority_preference(votes, confidence=0.90)
+    low, high = proportion_confint(6, 9, alpha=0.10, method="wilson")
+    assert r.confidence == 0.90 and close(r.ci_low, low) and close(r.ci_high, high)
+    low, high = proportion_confint(3, 9, alpha=0.10, method="wilson")
+    assert close(r.ci_b_low, low) and close(r.ci_b_high, high)
+    low, high = proportion_confint(int(votes.sum()), votes.size, alpha=0.10, method="wilson")
+    assert close(r.vote_ci_low, low) and close(r.vote_ci_high, high)
+
+
 @pytest.mark.parametrize("votes, kwargs, message", [
     ([[1, 2], [0, 1]], {}, "votes must be 1"),
     ([[1, 0], [0, 1]], {"threshold": 3}, "threshold"),
+    # half of 4 raters is not a majority: 2-2 would count for both reports
+    ([[1, 0], [0, 1], [1, 1], [0, 0]], {"threshold": 2}, "strict majority"),
     ([[1, 0]], {"threshold": 1}, "one rater"),
-    ([[1, np.nan], [np.nan, 0]], {"threshold": 1}, "no observations"),
+    ([[1, np.nan], [np.nan, 0]], {"threshold": 2}, "no observations"),
 ])
 def test_majority_preference_errors(votes, kwargs, message):
     with pytest.raises(StatsError, match=message):

@@ -251,3 +251,18 @@ def test_without_a_plan_the_primary_campaign_is_the_first_made_not_the_first_as_
     chosen, why = choose_primary(campaigns, ratings, plan=None)
     assert chosen == 2 and "first of 2 prospective" in why
     assert choose_primary(campaigns, ratings, plan={"primary_campaign_id": 10})[0] == 10
+
+
+def test_campaigns_are_listed_and_headlined_in_the_order_they_were_made() -> None:
+    """The headline retrospective campaign is the first made (3, not "10" as text), and the
+    per-campaign sections follow the ids as numbers."""
+    ratings, readings, cases = make_frames(8, seed=2)
+    ratings = ratings.assign(campaign=2)
+    single = ratings[ratings.item_kind == "single"]
+    retro = [single.assign(campaign=cid, campaign_kind="retrospective",
+                           item_code=single.item_code + f"-{cid}") for cid in (10, 3)]
+    result = summarize(pd.concat([ratings, *retro], ignore_index=True), readings, cases,
+                       mixed=False)
+    assert result["primary_campaign"]["id"] == 2
+    assert result["headline_campaigns"] == [2, 3]
+    assert list(result["campaigns"]) == ["2", "3", "10"]

@@ -35,6 +35,9 @@ class Command(ServiceCommand):
                                                      "printed and stored).")
         parser.add_argument("--resamples", type=int, default=compute.RESAMPLES)
         parser.add_argument("--permutations", type=int, default=compute.PERMUTATIONS)
+        parser.add_argument("--alpha", type=float,
+                            help="Two-sided alpha of the CIs (default: the signed analysis "
+                                 "plan's, else 0.05).")
         parser.add_argument("--by", help="Username recorded in the audit log.")
 
     def handle(self, *args: object, **options: Any) -> None:
@@ -50,13 +53,19 @@ class Command(ServiceCommand):
             jobs.label(labeller, [t for c in sources.comparisons(trial) for t in c.texts()])
         if options["resamples"] < 100 or options["permutations"] < 100:
             raise CommandError("--resamples and --permutations must be at least 100.")
+        from analysis.plans import plan_alpha
+
+        alpha = options["alpha"] if options["alpha"] is not None else plan_alpha(trial)
+        if not 0 < alpha < 1:
+            raise CommandError("--alpha must be between 0 and 1.")
         seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         self.stdout.write(f"Labeller: {labeller.description}. Seed {seed}, "
-                          f"{options['resamples']} resamples.")
+                          f"{options['resamples']} resamples, alpha {alpha:g}.")
         run = compute.run(trial, labeller, seed=seed, by=find_user(options.get("by")),
                           resamples=options["resamples"], permutations=options["permutations"],
+                          alpha=alpha,
                           progress=lambda done, total, what: draw(self.stderr, done, total,
                                                                   what[:40]))
         self.stderr.write("")
