@@ -11,7 +11,9 @@ would run as a formula (:func:`neutralise`); the tables themselves keep the valu
 The report texts (:func:`report_texts`) are a table of their own, only in the statistician's
 downloads (``export_frames(trial, texts=True)``), never merged into the other tables; so are
 the automated report metrics of the newest stored run (:func:`metric_frames`, ``metrics=True``):
-results, not data, so never in the data snapshot hash.
+results, not data, so never in the data snapshot hash. A withdrawn case is in the cases table
+(its status, for the CONSORT flow) and nowhere else: its readings, final report and ratings
+are left out of the analysis.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from rating.models import Campaign, RaterItem
 from rating.ratings import reports_shown
 from reader.models import Reading, Review
 from trial.findings import COMPLEX_AT, FINDINGS, NO_FINDING
-from trial.models import Arm, Trial
+from trial.models import Arm, Case, Trial
 from trial.spreadsheet import (  # noqa: F401 (part of this module's interface)
     FORMULA_TRIGGERS,
     NEUTRALISING_PREFIX,
@@ -93,6 +95,7 @@ def ratings(trial: Trial, *, campaign: Campaign | None = None) -> pd.DataFrame:
     instruments, the source of the report the rater picked.
     """
     rater_items = (RaterItem.objects.filter(campaign__trial=trial, rating__isnull=False)
+                   .exclude(item__case__status=Case.Status.WITHDRAWN)
                    .select_related("campaign", "item__case__site", "item__report__reading",
                                    "item__other", "rater__user", "rating",
                                    "item__report__reading__assignment__reader__user")
@@ -142,6 +145,7 @@ def readings(trial: Trial) -> pd.DataFrame:
     reviews = {r.case_id: r for r in Review.objects.filter(case__trial=trial)}
     rows = []
     queryset = (Reading.objects.filter(assignment__case__trial=trial)
+                .exclude(assignment__case__status=Case.Status.WITHDRAWN)
                 .select_related("assignment__case__site", "assignment__reader__user")
                 .order_by("assignment__case__case_id", "assignment__arm"))
     for reading in queryset:
@@ -198,6 +202,7 @@ def report_texts(trial: Trial) -> pd.DataFrame:
     """
     rows = []
     queryset = (Reading.objects.filter(assignment__case__trial=trial)
+                .exclude(assignment__case__status=Case.Status.WITHDRAWN)
                 .select_related("assignment__case__site", "assignment__reader__user", "draft")
                 .order_by("assignment__case__case_id", "assignment__arm"))
     for reading in queryset:
@@ -215,7 +220,7 @@ def report_texts(trial: Trial) -> pd.DataFrame:
                          "findings": draft.findings, "impression": draft.impression,
                          "submitted_at": utc_iso(draft.finished_at)})
     for review in (Review.objects.filter(case__trial=trial, status=Review.Status.SIGNED)
-                   .select_related("case__site")):
+                   .exclude(case__status=Case.Status.WITHDRAWN).select_related("case__site")):
         rows.append({"trial": trial.slug, "case": review.case.case_id,
                      "site": review.case.site.code, "source": REFERENCE, "arm": None,
                      "reader": None, "findings": review.findings,

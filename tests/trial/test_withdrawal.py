@@ -209,3 +209,39 @@ def test_the_api_withdraws_for_a_coordinator_only(world: ReadWorld) -> None:
         "withdrawn", "Consent withdrawn")
     again = api(coordinator(world)).post(url, {"reason": "again"}, format="json")
     assert again.status_code == 409
+
+
+def test_the_analysis_keeps_a_withdrawn_case_in_the_flow_and_out_of_everything_else(
+    world: ReadWorld,
+) -> None:
+    from analysis import datasets
+    from rating import build
+    from rating.ratings import open_item
+    from rating.ratings import submit as rate
+    from reader.review import open_review, sign
+
+    case = _both_submitted(world)
+    review = open_review(case, senior=world.senior)
+    sign(review, findings="F.", impression="I.", version=review.version,
+         by=world.senior.user, simulated=True)
+    rater = MembershipFactory(trial=world.trial, role=Role.RATER)
+    campaign = Campaign.objects.create(trial=world.trial, name="C", instruments=["likert"],
+                                       kind=Campaign.Kind.PROSPECTIVE, seed=1)
+    campaign.raters.set([rater])
+    build.build(campaign)
+    from rating.lifecycle import set_status
+
+    campaign = set_status(campaign, Campaign.Status.OPEN, by=coordinator(world).user)
+    for item in rater_items(rater, campaign):
+        open_item(item)
+        rate(item, {"likert": "4"}, by=rater.user)
+    before = (datasets.readings(world.trial), datasets.ratings(world.trial),
+              datasets.report_texts(world.trial))
+    assert [set(frame["case"]) for frame in before] == [{case.case_id}] * 3
+    withdraw(case, reason="Consent withdrawn", by=coordinator(world).user)
+    after = (datasets.readings(world.trial), datasets.ratings(world.trial),
+             datasets.report_texts(world.trial))
+    assert [len(frame) for frame in after] == [0, 0, 0]
+    cases = datasets.cases(world.trial).set_index("case")
+    assert cases.loc[case.case_id, "status"] == "withdrawn"
+    assert bool(cases.loc[case.case_id, "enrolled"]) is True
