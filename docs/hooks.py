@@ -29,7 +29,9 @@ def _django() -> None:
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: one line, its pipes escaped, and ``<`` as text (``campaign-<id>`` is a
+    placeholder, not an HTML tag)."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -65,7 +65,7 @@ if [ "$deploy_test" = 1 ] && command -v docker >/dev/null 2>&1 && ! docker info 
   fi
 fi
 
-ensure_venv "[test,model-metrics]"
+ensure_venv "[test,model-metrics,docs]"
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"
