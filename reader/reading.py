@@ -130,13 +130,14 @@ Seat = tuple[Membership, int]  # a reader's membership and a worklist position
 
 def _update_open(row: Reading | Seat, values: dict[str, Any], *, version: int | None = None,
                  unless: dict[str, str] | None = None) -> int | None:
-    """Set ``values`` on the reading while it may change (open, its trial not locked; and at
-    ``version``, and unless it already holds ``unless``) in one ``UPDATE ... RETURNING``: the
-    row lock and every check in one statement, the hot paths' (heartbeat, autosave) shortcut
-    past ``_locked``. The reading's key, or None: nothing updated, the full path decides (and
-    says why not). ``row``: the reading, or (reader, position) for the API, which then needs
-    no query to find it. Written out because the ORM's compilation of the same statement
-    (a join subquery) cost more CPU than the rest of a heartbeat's database work."""
+    """Set ``values`` on the reading while it may change (open, its trial not locked, its case
+    not withdrawn; and at ``version``, and unless it already holds ``unless``) in one
+    ``UPDATE ... RETURNING``: the row lock and every check in one statement, the hot paths'
+    (heartbeat, autosave) shortcut past ``_locked``. The reading's key, or None: nothing
+    updated, the full path decides (and says why not). ``row``: the reading, or (reader,
+    position) for the API, which then needs no query to find it. Written out because the
+    ORM's compilation of the same statement (a join subquery) cost more CPU than the rest of a
+    heartbeat's database work."""
     quote, fields = connection.ops.quote_name, Reading._meta
     column = {name: quote(fields.get_field(name).column) for name in
               ("id", "assignment", "status", "version", *values, *(unless or {}))}
@@ -169,6 +170,11 @@ def _update_open(row: Reading | Seat, values: dict[str, Any], *, version: int | 
     where.append(f"NOT EXISTS (SELECT 1 FROM {quote(Trial._meta.db_table)} WHERE {quote('id')} "
                  f"= {trial_sql} AND {quote('status')} = %s)")
     params.extend([*trial_params, Trial.Status.LOCKED])
+    # Nor once its case is withdrawn: nothing more is recorded for it (the full path says so).
+    where.append(f"NOT EXISTS (SELECT 1 FROM {quote(Case._meta.db_table)} WHERE {quote('id')} "
+                 f"= (SELECT {quote('case_id')} FROM {assignments} WHERE {quote('id')} = "
+                 f"{table}.{column['assignment']}) AND {quote('status')} = %s)")
+    params.append(Case.Status.WITHDRAWN)
     sql = (f"UPDATE {table} SET {', '.join(sets)} WHERE {' AND '.join(where)} "
            f"RETURNING {column['id']}")
     with connection.cursor() as cursor:

@@ -242,6 +242,7 @@
         "Not accepted.";
       if (passwordField) {
         passwordNote.textContent = why;
+        show("Not signed: see the password field.", true);
         passwordField.focus();
       } else {
         show(why, true);

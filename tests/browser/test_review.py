@@ -110,6 +110,7 @@ def test_senior_finalises_a_case_blind_to_the_arms(live_server, world: ReadWorld
         page.keyboard.press("Enter")
     assert refused.value.status == 400
     expect(status).to_contain_text("password is wrong")
+    expect(page.locator("#save-status")).to_have_text("Not signed: see the password field.")
     expect(password).to_have_value("")
     expect(password).to_be_focused()
     assert Review.objects.get(pk=review.pk).status == Review.Status.OPEN

@@ -127,6 +127,13 @@ def test_a_withdrawn_case_is_read_by_nobody_and_an_open_reading_cannot_be_submit
         "detail"]
     assert not Reading.objects.filter(assignment=world.assignment(Arm.SCP)).exists()
 
+    saved = ai_client.post(ai_url + "save/", {"findings": "Typed after.", "impression": "",
+                                              "version": opened["version"]}, format="json")
+    assert saved.status_code == 409 and "withdrawn" in saved.json()["detail"]
+    beat = ai_client.post(ai_url + "events/", {"kind": "heartbeat"}, format="json")
+    assert beat.status_code == 409
+    stored = Reading.objects.get(assignment__case=case)
+    assert (stored.version, stored.findings) == (opened["version"], opened["findings"])
     late = ai_client.post(ai_url + "submit/", {"findings": "Clear.", "impression": "Normal.",
                                                "version": opened["version"]}, format="json")
     assert late.status_code == 409 and "withdrawn" in late.json()["detail"]
