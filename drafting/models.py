@@ -115,7 +115,7 @@ class ModelEndpoint(models.Model):
         help_text="Up to /v1, e.g. http://gpu-host:8000/v1 (the server adds /chat/completions).",
     )
     model_name = models.CharField(max_length=200, blank=True, validators=[single_line])
-    api_key_env = models.CharField(
+    api_key_env = models.CharField(verbose_name="API key env",
         max_length=100, blank=True,
         validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name."),
                     check_env_name],

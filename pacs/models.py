@@ -48,7 +48,7 @@ class CallingAE(models.Model):
     """An AE title allowed to send to the listener, and the site its studies belong to."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="calling_aes")
-    ae_title = models.CharField(max_length=16, unique=True, validators=[AE_TITLE],
+    ae_title = models.CharField("AE title", max_length=16, unique=True, validators=[AE_TITLE],
                                 help_text="The sender's own AE title (calling AE), e.g. "
                                           "the site's PACS or modality.")
     addresses = models.CharField(
@@ -121,7 +121,7 @@ class RemoteNode(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="remote_nodes")
     name = models.CharField(max_length=100, validators=[single_line])
     protocol = models.CharField(max_length=8, choices=Protocol.choices)
-    ae_title = models.CharField(max_length=16, blank=True, validators=[AE_TITLE],
+    ae_title = models.CharField("AE title", max_length=16, blank=True, validators=[AE_TITLE],
                                 help_text="DIMSE: the PACS's AE title (called AE).")
     host = models.CharField(max_length=255, blank=True, validators=[single_line])
     port = models.PositiveIntegerField(null=True, blank=True,
@@ -141,7 +141,7 @@ class RemoteNode(models.Model):
     retrieve = models.BooleanField(default=True, help_text="Studies are pulled from it.")
     receives_reports = models.BooleanField(
         default=False, help_text="Signed final reports are sent to it (a DICOM Basic Text SR).")
-    keep_original_uids = models.BooleanField(
+    keep_original_uids = models.BooleanField(verbose_name="keep original UIDs",
         default=False, help_text="The site allows the platform to keep its original study "
                                  "identifiers (encrypted), so a report sent back references "
                                  "the study as the site knows it; otherwise reports carry the "

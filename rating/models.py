@@ -49,7 +49,7 @@ class Campaign(models.Model):
     kind = models.CharField(max_length=14, choices=Kind.choices, default=Kind.PROSPECTIVE)
     instruments = models.JSONField(
         default=list, help_text=f"Any of: {', '.join(inst.ALL)}.")
-    radpeer_variant = models.CharField(
+    radpeer_variant = models.CharField(verbose_name="RADPEER variant",
         max_length=10, default=inst.RADPEER_REFERENCE,
         choices=[(inst.RADPEER_REFERENCE, "1-5 as in the reference trial (5 best)"),
                  (inst.RADPEER_ACR2016, "ACR RADPEER 2016 (1 / 2a / 2b / 3a / 3b)")])
@@ -57,7 +57,7 @@ class Campaign(models.Model):
         null=True, blank=True, help_text="Empty: every rater of the campaign rates every item.")
     allow_revision = models.BooleanField(
         default=False, help_text="Raters may change a submitted rating (every change audited).")
-    include_ai_alone = models.BooleanField(
+    include_ai_alone = models.BooleanField(verbose_name="include AI alone",
         default=False, help_text="Prospective: also rate the AI draft alone, as a third report. "
         "Retrospective: also rate the draft worker's outputs of the cases (one source per "
         "model endpoint).")

@@ -64,10 +64,10 @@ class Trial(models.Model):
         "name of the standard-practice (SCP) arm", max_length=60,
         default="Standard clinical practice", validators=[single_line],
         help_text="How readers, tables and figures name the arm.")
-    ratio_ai_assisted = models.PositiveSmallIntegerField(
+    ratio_ai_assisted = models.PositiveSmallIntegerField(verbose_name="ratio AI-assisted",
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
-    ratio_scp = models.PositiveSmallIntegerField(
+    ratio_scp = models.PositiveSmallIntegerField(verbose_name="ratio SCP",
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
     block_sizes = models.JSONField(
