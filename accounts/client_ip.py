@@ -18,7 +18,7 @@ from django.http import HttpRequest
 
 def client_ip(request: HttpRequest) -> str | None:
     remote = request.META.get("REMOTE_ADDR")
-    count = getattr(settings, "AXES_PROXY_COUNT", 0)
+    count = getattr(settings, "PROXY_COUNT", 0)
     if not count:
         return remote
     chain = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")

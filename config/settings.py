@@ -107,7 +107,7 @@ AXES_VERBOSE = False  # no banner in every process's log
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind the reverse proxy the client's address is in X-Forwarded-For: count the proxies
 # (accounts/client_ip.py reads the N-th address from the right).
-AXES_PROXY_COUNT = env.integer("AXES_PROXY_COUNT")
+PROXY_COUNT = env.integer("AXES_PROXY_COUNT")  # not AXES_*: axes warns of that name
 AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 
 # Two-factor sign-in (accounts/): required for superusers, coordinators and statisticians, and

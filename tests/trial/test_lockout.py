@@ -73,7 +73,7 @@ def test_behind_the_proxy_a_lockout_by_address_hits_the_client_not_the_proxy(set
     """With AXES_PROXY_COUNT=1 (the compose stack's nginx) every request comes from nginx's
     address: the client's is the last one of X-Forwarded-For (nginx appends it); what the
     client put further left is ignored."""
-    settings.AXES_PROXY_COUNT = 1
+    settings.PROXY_COUNT = 1
     victim = UserFactory(username="senior.four")
     via_proxy = {"REMOTE_ADDR": "172.18.0.5"}
     guesser = Client(**via_proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
@@ -104,6 +104,6 @@ def test_the_client_address_is_the_nth_from_the_right(settings, count, remote, f
 
     from accounts.client_ip import client_ip
 
-    settings.AXES_PROXY_COUNT = count
+    settings.PROXY_COUNT = count
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == expected
