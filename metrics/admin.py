@@ -52,7 +52,7 @@ from trial.models import Trial
 from trial.spreadsheet import csv_bytes
 from trial.validators import single_line
 
-from . import imports, jobs, sources, tasks
+from . import imports, jobs, levels, sources, tasks
 from .models import (
     ChatJob,
     ChatTool,
@@ -891,10 +891,8 @@ class MetricsRunAdmin(ReadOnlyAdmin):
             labeller = jobs.rules_labeller(trial)
         if labeller.kind == Labeller.Kind.RULES:  # needs no worker: label what it has not
             jobs.label(labeller, all_texts(trial))
-        from analysis.plans import plan_alpha
-
         seed = data["seed"] if data["seed"] is not None else secrets.randbelow(2**31)
-        alpha = plan_alpha(trial)  # the CIs at the signed analysis plan's level
+        alpha = levels.trial_alpha(trial)  # the CIs at the signed analysis plan's level
         done, run = call_service(self, request, compute.run, trial, labeller, seed=seed,
                                  by=request.user, resamples=data["resamples"], alpha=alpha)
         if not done:

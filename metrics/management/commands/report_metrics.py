@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from metrics import compute, exports, jobs, sources
+from metrics.levels import trial_alpha
 from metrics.models import Labeller
 from trial.management.base import ServiceCommand, find_trial, find_user
 from trial.management.progress import draw
@@ -53,9 +54,7 @@ class Command(ServiceCommand):
             jobs.label(labeller, [t for c in sources.comparisons(trial) for t in c.texts()])
         if options["resamples"] < 100 or options["permutations"] < 100:
             raise CommandError("--resamples and --permutations must be at least 100.")
-        from analysis.plans import plan_alpha
-
-        alpha = options["alpha"] if options["alpha"] is not None else plan_alpha(trial)
+        alpha = options["alpha"] if options["alpha"] is not None else trial_alpha(trial)
         if not 0 < alpha < 1:
             raise CommandError("--alpha must be between 0 and 1.")
         seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
