@@ -171,6 +171,19 @@ def take(browser: Browser, shot: dict[str, Any], out: Path,
         page.context.close()
 
 
+def take_twice(browser: Browser, shot: dict[str, Any], out: Path,
+               failures: Path | None = None) -> None:
+    """``take``, once more in a fresh context if it timed out (a busy machine, e.g. CI's):
+    said on the output, so a shot that needs it every time gets looked at."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        take(browser, shot, out)
+    except PlaywrightTimeout as exc:
+        print(f"RETRY {shot.get('file')}: {str(exc).splitlines()[0]}", flush=True)
+        take(browser, shot, out, failures)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("guides", nargs="*", default=list(ORDER))
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 for shot in yaml.safe_load(path.read_text()) or []:
                     try:
-                        take(browser, shot, args.out, args.failures)
+                        take_twice(browser, shot, args.out, args.failures)
                         taken += 1
                     except Exception as exc:  # noqa: BLE001 - reported, then exit 1
                         failed.append(f"{guide}: {shot.get('file')}: {exc}".splitlines()[0])
