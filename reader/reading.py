@@ -221,8 +221,7 @@ def open_reading(assignment: Assignment, *, user: Any) -> Reading:
         Assignment.objects.select_for_update().get(pk=assignment.pk)
         reading = Reading.objects.filter(assignment=assignment).first()
         if reading is None or reading.status == Reading.Status.OPEN:
-            check_not_withdrawn(Case.objects.only("status", "case_id", "withdrawn_at")
-                                .get(pk=assignment.case_id))
+            check_not_withdrawn(assignment.case)
         frozen = is_locked(assignment.case.trial_id)
         if reading is None and frozen:
             raise Locked("The trial is locked: no reading can start.")

@@ -166,6 +166,23 @@ def _both_submitted(world: ReadWorld) -> Case:
     return case
 
 
+def _signed_and_built(world: ReadWorld) -> tuple[Case, Membership, Campaign]:
+    """A case read in both arms and signed, and a campaign with one rater built from it."""
+    from rating import build
+    from reader.review import open_review, sign
+
+    case = _both_submitted(world)
+    review = open_review(case, senior=world.senior)
+    sign(review, findings="F.", impression="I.", version=review.version,
+         by=world.senior.user, simulated=True)
+    rater = MembershipFactory(trial=world.trial, role=Role.RATER)
+    campaign = Campaign.objects.create(trial=world.trial, name="C", instruments=["likert"],
+                                       kind=Campaign.Kind.PROSPECTIVE, seed=1)
+    campaign.raters.set([rater])
+    assert build.build(campaign) > 0
+    return case, rater, campaign
+
+
 def test_no_senior_review_of_a_withdrawn_case(world: ReadWorld) -> None:
     case = _both_submitted(world)
     assert reviewable_cases(world.senior).filter(pk=case.pk).exists()
@@ -184,18 +201,7 @@ def test_no_senior_review_of_a_withdrawn_case(world: ReadWorld) -> None:
 def test_no_rating_item_of_a_withdrawn_case_and_its_unrated_items_leave_the_queues(
     world: ReadWorld,
 ) -> None:
-    from rating import build
-    from reader.review import open_review, sign
-
-    case = _both_submitted(world)
-    review = open_review(case, senior=world.senior)
-    sign(review, findings="F.", impression="I.", version=review.version,
-         by=world.senior.user, simulated=True)
-    rater = MembershipFactory(trial=world.trial, role=Role.RATER)
-    campaign = Campaign.objects.create(trial=world.trial, name="C", instruments=["likert"],
-                                       kind=Campaign.Kind.PROSPECTIVE, seed=1)
-    campaign.raters.set([rater])
-    assert build.build(campaign) > 0
+    case, rater, campaign = _signed_and_built(world)
     assert rater_items(rater, campaign).count() == 2  # one per junior report
     withdraw(case, reason="Consent withdrawn", by=coordinator(world).user)
     assert rater_items(rater, campaign).count() == 0
@@ -222,21 +228,11 @@ def test_the_analysis_keeps_a_withdrawn_case_in_the_flow_and_out_of_everything_e
     world: ReadWorld,
 ) -> None:
     from analysis import datasets
-    from rating import build
+    from rating.lifecycle import set_status
     from rating.ratings import open_item
     from rating.ratings import submit as rate
-    from reader.review import open_review, sign
 
-    case = _both_submitted(world)
-    review = open_review(case, senior=world.senior)
-    sign(review, findings="F.", impression="I.", version=review.version,
-         by=world.senior.user, simulated=True)
-    rater = MembershipFactory(trial=world.trial, role=Role.RATER)
-    campaign = Campaign.objects.create(trial=world.trial, name="C", instruments=["likert"],
-                                       kind=Campaign.Kind.PROSPECTIVE, seed=1)
-    campaign.raters.set([rater])
-    build.build(campaign)
-    from rating.lifecycle import set_status
+    case, rater, campaign = _signed_and_built(world)
 
     campaign = set_status(campaign, Campaign.Status.OPEN, by=coordinator(world).user)
     for item in rater_items(rater, campaign):
