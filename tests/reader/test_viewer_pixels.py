@@ -15,13 +15,16 @@ import pydicom
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 from rest_framework.authtoken.models import Token
 
+from reader.access import viewable_image
 from tests.support.dicom_files import ramp, write_dicom
 from tests.support.factories import MembershipFactory, UserFactory
 from tests.support.read_world import build_read_world, imported_image
@@ -325,6 +328,21 @@ def test_an_unknown_image_is_404(client, world) -> None:
     assert client.get(f"/api/images/{missing}/pixels/").status_code == 404
     assert client.get(f"/api/images/{missing}/preview/").status_code == 404
     assert client.get(f"/api/images/{missing}/viewer/").status_code == 404
+
+
+@pytest.mark.parametrize("who", ["assigned reader", "coordinator"])
+def test_the_common_answers_take_one_statement_and_load_the_whole_image(world, who) -> None:
+    """The check behind every pixel request is one statement for a coordinator and an
+    assigned reader, and gives the same image the ORM loads (its case only if asked for)."""
+    image = world.assignment(Arm.AI_ASSISTED).case.images.get()
+    user = PEOPLE[who](world)
+    with CaptureQueriesContext(connection) as queries:
+        found = viewable_image(user, image.pk)
+    assert len(queries.captured_queries) == 1
+    loaded = Image.objects.get(pk=image.pk)
+    for field in Image._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(loaded, field.attname), field.name
+    assert found.case == loaded.case
 
 
 def test_the_304_needs_access_first(client, world) -> None:
