@@ -59,9 +59,7 @@ def viewable_image(user, pk: int) -> Image:
     if found is None:
         raise Http404("No such image.")
     image, common = found
-    if common or is_superuser(user):
-        return image
-    if can_view_image(user, image):
+    if common or is_superuser(user) or can_view_image(user, image):
         return image
     # Refused: say so only to members of the image's trial.
     if not (is_superuser(user) or roles_of(user, image.case.trial_id)):
@@ -72,21 +70,20 @@ def viewable_image(user, pk: int) -> Image:
 def _image_and_common_access(user, pk: int) -> tuple[Image, bool] | None:
     """(image ``pk``, whether ``user`` coordinates its trial or is assigned its case), or None
     if there is no such image."""
-    signed_in = bool(getattr(user, "is_authenticated", False))
+    user_pk = user.pk if getattr(user, "is_authenticated", False) else None
     sql, fields = _access_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [user.pk if signed_in else None, Role.COORDINATOR,
-                             user.pk if signed_in else None, pk])
+        cursor.execute(sql, [user_pk, Role.COORDINATOR, user_pk, pk])
         row = cursor.fetchone()
     if row is None:
         return None
     values = []
-    for field, value in zip(fields, row, strict=False):
+    for field, value in zip(fields, row[:len(fields)], strict=True):
         for converter in _converters(field):
             value = converter(value, field.cached_col, connection)
         values.append(value)
     image = Image.from_db(connection.alias, [field.attname for field in fields], values)
-    return image, bool(signed_in and (row[-2] or row[-1]))
+    return image, bool(user_pk is not None and (row[-2] or row[-1]))
 
 
 @cache
